@@ -1,0 +1,358 @@
+"""Multiresolution hash-grid encoding (instant-NGP style) for 1 to 4 dimensions."""
+
+# jaxtyping shape strings are not Python expressions.
+# ruff: noqa: F722
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import operator
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from .window import coarse_to_fine_window
+
+__all__ = ["HashGridEncoding", "HASH_PRIMES"]
+
+#: Per-axis primes of the spatial hash (Müller et al., instant-NGP, 2022). Axis 0
+#: uses 1 so that, along it, consecutive vertices map to consecutive entries.
+HASH_PRIMES: tuple[int, ...] = (1, 2654435761, 805459861, 3674653429)
+
+_MAX_LOG2_TABLE_SIZE = 30  # keeps dense vertex indices within int32
+
+
+def _as_resolution(value: Sequence[int] | int, ndim: int, name: str) -> tuple[int, ...]:
+    """Broadcast an int or per-axis sequence of ints to a tuple of ``ndim`` positive ints."""
+    values = [value] * ndim if np.ndim(value) == 0 else list(value)  # type: ignore[arg-type]
+    if len(values) != ndim:
+        raise ValueError(
+            f"{name} must be an int or a sequence of {ndim} ints (one per axis of the "
+            f"bounding box), got {value!r}."
+        )
+    out = []
+    for v in values:
+        try:
+            if isinstance(v, bool):
+                raise TypeError
+            iv = operator.index(v)
+        except TypeError:
+            raise ValueError(f"{name} must contain integers, got {value!r}.") from None
+        if iv < 1:
+            raise ValueError(f"{name} must contain positive integers, got {value!r}.")
+        out.append(iv)
+    return tuple(out)
+
+
+def _level_resolutions(
+    base: tuple[int, ...], finest: tuple[int, ...], num_levels: int
+) -> tuple[tuple[int, ...], ...]:
+    """Per-level, per-axis grid resolutions (cells), geometric from ``base`` to ``finest``.
+
+    Computed in float64 with a small epsilon before flooring, so the last level is
+    exactly ``finest`` (float32 can land just below an integer and lose a cell).
+    """
+    if num_levels == 1:
+        return (finest,)
+    base_a = np.asarray(base, dtype=np.float64)
+    growth = (np.asarray(finest, dtype=np.float64) / base_a) ** (1.0 / (num_levels - 1))
+    levels = np.arange(num_levels, dtype=np.float64)[:, None]
+    res = np.floor(base_a * growth**levels + 1e-6).astype(np.int64)
+    return tuple(tuple(int(n) for n in row) for row in res)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_tables(
+    key: PRNGKeyArray, sizes: tuple[int, ...], features: int, scale: float
+) -> tuple[Float[Array, "entries features"], ...]:
+    # One draw split into levels, in one compiled program: per-level eager draws
+    # would compile the RNG once per distinct table shape (seconds on CPU).
+    flat = jax.random.uniform(key, (sum(sizes), features), jnp.float32, -scale, scale)
+    return tuple(jnp.split(flat, np.cumsum(sizes)[:-1]))
+
+
+class HashGridEncoding(eqx.Module):
+    """Multiresolution grid encoding of 1D to 4D coordinates (instant-NGP style).
+
+    Each of ``num_levels`` levels is a regular grid over the bounding box whose
+    vertices carry ``features_per_level`` trainable features. A coordinate is
+    encoded by multilinear interpolation of the features at the ``2**ndim``
+    vertices of its cell, at every level, and the per-level results are
+    concatenated level-major (level 0 first).
+
+    A level whose vertex grid fits in ``2**log2_table_size`` entries is stored
+    densely (one entry per vertex, no collisions); finer levels share a table of
+    ``2**log2_table_size`` entries indexed by the spatial hash
+    ``XOR_d (i_d * HASH_PRIMES[d]) mod 2**log2_table_size`` (uint32 arithmetic).
+
+    Parameters
+    ----------
+    bbox_min, bbox_max : sequence of float, length ndim
+        Lower and upper corners of the encoded box, in the units of the input
+        coordinates, e.g. ``(y, x)`` in pixels for a 2D scene or ``(z, y, x, t)``
+        for 3D motion. ``ndim = len(bbox_min)`` must be 1, 2, 3 or 4.
+    base_resolution : int or sequence of int
+        Grid resolution of level 0, in cells across the box, per axis (an int is
+        used for every axis).
+    finest_resolution : int or sequence of int
+        Grid resolution of the last level, in cells per axis, ``>= base_resolution``.
+        Level resolutions grow geometrically per axis; an axis with
+        ``base == finest`` keeps that resolution at every level.
+    num_levels : int, default 8
+        Number of levels ``L``.
+    features_per_level : int, default 2
+        Features per vertex ``F``.
+    log2_table_size : int, default 19
+        Base-2 log of the maximum number of entries per level table, in ``[1, 30]``.
+    init_scale : float, default 1e-4
+        Table entries are initialized from ``U[-init_scale, init_scale]``.
+    key : PRNGKeyArray
+        Random key for the initialization.
+
+    Attributes
+    ----------
+    tables : tuple of Float[Array, "entries_l F"]
+        Per-level feature tables (float32), ``entries_l = prod(N_l + 1)`` for dense
+        levels and ``2**log2_table_size`` for hashed levels.
+    bbox_min, bbox_max : tuple of float
+        Bounding box.
+    level_resolutions : tuple of tuple of int
+        ``level_resolutions[l][d]`` is the number of cells ``N_l`` of level ``l``
+        along axis ``d``.
+    is_dense : tuple of bool
+        Whether each level is stored densely (``True``) or hashed.
+    log2_table_size : int
+        Base-2 log of the maximum table size.
+    features_per_level : int
+        Features per level ``F``.
+
+    Notes
+    -----
+    Coordinates are mapped to ``u = (x - bbox_min) / (bbox_max - bbox_min)`` and
+    **clamped to** ``[0, 1]`` per axis: points outside the box read the encoding
+    at the nearest point on the box boundary. This is deliberate: during motion
+    estimation, warped coordinates can leave the box, and clamping gives them a
+    well-defined, continuous value (with zero gradient along the clamped axes)
+    instead of wrapping or hashing garbage.
+
+    Examples
+    --------
+    >>> import jax
+    >>> enc = HashGridEncoding((0.0, 0.0), (256.0, 256.0), base_resolution=16,
+    ...                        finest_resolution=256, key=jax.random.key(0))
+    >>> enc(jax.numpy.zeros((1024, 2))).shape
+    (1024, 16)
+    """
+
+    tables: tuple[Float[Array, "entries features"], ...]
+    bbox_min: tuple[float, ...] = eqx.field(static=True)
+    bbox_max: tuple[float, ...] = eqx.field(static=True)
+    level_resolutions: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+    is_dense: tuple[bool, ...] = eqx.field(static=True)
+    log2_table_size: int = eqx.field(static=True)
+    features_per_level: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        bbox_min: Sequence[float],
+        bbox_max: Sequence[float],
+        *,
+        base_resolution: Sequence[int] | int,
+        finest_resolution: Sequence[int] | int,
+        num_levels: int = 8,
+        features_per_level: int = 2,
+        log2_table_size: int = 19,
+        init_scale: float = 1e-4,
+        key: PRNGKeyArray,
+    ):
+        lo = tuple(float(v) for v in np.ravel(bbox_min))
+        hi = tuple(float(v) for v in np.ravel(bbox_max))
+        if len(lo) != len(hi):
+            raise ValueError(
+                f"bbox_min and bbox_max must have the same length, got {len(lo)} and {len(hi)}."
+            )
+        ndim = len(lo)
+        if not 1 <= ndim <= 4:
+            raise ValueError(f"bbox_min must have 1 to 4 entries (ndim), got {ndim}.")
+        if not all(math.isfinite(v) for v in lo + hi):
+            raise ValueError(f"bbox must be finite, got bbox_min={lo}, bbox_max={hi}.")
+        if not all(h > l for l, h in zip(lo, hi, strict=True)):
+            raise ValueError(
+                f"bbox_max must be > bbox_min on every axis, got bbox_min={lo}, bbox_max={hi}."
+            )
+        num_levels = operator.index(num_levels)
+        if num_levels < 1:
+            raise ValueError(f"num_levels must be >= 1, got {num_levels}.")
+        features_per_level = operator.index(features_per_level)
+        if features_per_level < 1:
+            raise ValueError(f"features_per_level must be >= 1, got {features_per_level}.")
+        log2_table_size = operator.index(log2_table_size)
+        if not 1 <= log2_table_size <= _MAX_LOG2_TABLE_SIZE:
+            raise ValueError(
+                f"log2_table_size must be in [1, {_MAX_LOG2_TABLE_SIZE}], got {log2_table_size}."
+            )
+        if not init_scale >= 0:
+            raise ValueError(f"init_scale must be >= 0, got {init_scale}.")
+        base = _as_resolution(base_resolution, ndim, "base_resolution")
+        finest = _as_resolution(finest_resolution, ndim, "finest_resolution")
+        if any(b > f for b, f in zip(base, finest, strict=True)):
+            raise ValueError(
+                f"base_resolution must be <= finest_resolution on every axis, got "
+                f"base_resolution={base}, finest_resolution={finest}."
+            )
+
+        resolutions = _level_resolutions(base, finest, num_levels)
+        max_entries = 2**log2_table_size
+        is_dense = tuple(math.prod(n + 1 for n in res) <= max_entries for res in resolutions)
+        sizes = [
+            math.prod(n + 1 for n in res) if dense else max_entries
+            for res, dense in zip(resolutions, is_dense, strict=True)
+        ]
+        self.tables = _init_tables(key, tuple(sizes), features_per_level, init_scale)
+        self.bbox_min = lo
+        self.bbox_max = hi
+        self.level_resolutions = resolutions
+        self.is_dense = is_dense
+        self.log2_table_size = log2_table_size
+        self.features_per_level = features_per_level
+
+    @property
+    def ndim(self) -> int:
+        """Number of input dimensions."""
+        return len(self.bbox_min)
+
+    @property
+    def num_levels(self) -> int:
+        """Number of levels ``L``."""
+        return len(self.tables)
+
+    @property
+    def output_size(self) -> int:
+        """Size of the encoding, ``num_levels * features_per_level``."""
+        return self.num_levels * self.features_per_level
+
+    def __call__(
+        self, coords: Float[ArrayLike, "*batch ndim"], *, alpha: ArrayLike | None = None
+    ) -> Float[Array, "*batch num_levels*features_per_level"]:
+        """Encode coordinates.
+
+        Parameters
+        ----------
+        coords : Float[ArrayLike, "*batch ndim"]
+            Coordinates in the units of the bounding box, any leading batch shape.
+            Points outside the box are clamped onto it.
+        alpha : float or scalar array or None, optional
+            Coarse-to-fine annealing progress (see :func:`coarse_to_fine_window`);
+            ``None`` applies no window.
+
+        Returns
+        -------
+        features : Float[Array, "*batch num_levels*features_per_level"]
+            Level-major features: ``features[..., l*F:(l+1)*F]`` belong to level ``l``.
+        """
+        coords = jnp.asarray(coords)
+        if coords.ndim < 1 or coords.shape[-1] != self.ndim:
+            raise ValueError(
+                f"coords must have shape (*batch, {self.ndim}), got shape {coords.shape}."
+            )
+        if not jnp.issubdtype(coords.dtype, jnp.floating):
+            coords = coords.astype(jnp.float32)
+        features = _encode(
+            self.tables,
+            coords.reshape(-1, self.ndim),
+            alpha,
+            bbox_min=self.bbox_min,
+            bbox_max=self.bbox_max,
+            resolutions=self.level_resolutions,
+            dense=self.is_dense,
+            log2_table_size=self.log2_table_size,
+        )
+        return features.reshape(*coords.shape[:-1], self.output_size)
+
+
+# Jitted so that eager calls compile one program instead of every primitive per shape;
+# inside a caller's jit it is simply inlined.
+@functools.partial(
+    jax.jit,
+    static_argnames=("bbox_min", "bbox_max", "resolutions", "dense", "log2_table_size"),
+)
+def _encode(
+    tables: tuple[Float[Array, "entries F"], ...],
+    points: Float[Array, "P ndim"],
+    alpha: ArrayLike | None,
+    *,
+    bbox_min: tuple[float, ...],
+    bbox_max: tuple[float, ...],
+    resolutions: tuple[tuple[int, ...], ...],
+    dense: tuple[bool, ...],
+    log2_table_size: int,
+) -> Float[Array, "P L*F"]:
+    """Level-major, windowed features of flattened points; see :class:`HashGridEncoding`."""
+    ndim = points.shape[-1]
+    lo = jnp.asarray(bbox_min, dtype=points.dtype)
+    hi = jnp.asarray(bbox_max, dtype=points.dtype)
+    unit = jnp.clip((points - lo) / (hi - lo), 0.0, 1.0)
+
+    # Corner offsets {0, 1}^ndim, in the same order for every level.
+    offsets = np.array(list(itertools.product((0, 1), repeat=ndim)), dtype=np.int32)
+    features = jnp.concatenate(
+        [
+            _interpolate_level(table, unit, res, is_dense, offsets, log2_table_size)
+            for table, res, is_dense in zip(tables, resolutions, dense, strict=True)
+        ],
+        axis=-1,
+    )
+    if alpha is not None:
+        window = coarse_to_fine_window(alpha, len(tables)).astype(features.dtype)
+        features = features * jnp.repeat(window, tables[0].shape[-1])
+    return features
+
+
+def _interpolate_level(
+    table: Float[Array, "entries F"],
+    unit: Float[Array, "P ndim"],
+    res: tuple[int, ...],
+    dense: bool,
+    offsets: np.ndarray,
+    log2_table_size: int,
+) -> Float[Array, "P F"]:
+    """Multilinear interpolation of one level's table at unit-box coordinates."""
+    n = np.asarray(res, dtype=np.int32)
+    pos = unit * n.astype(unit.dtype)
+    # Clip so that points on the upper face use the last cell with weight 1.
+    cell = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, n - 1)  # (P, ndim)
+    frac = pos - cell.astype(pos.dtype)  # (P, ndim), in [0, 1]; carries d/dcoords
+
+    # Corner weights: prod_d (frac_d if offset_d else 1 - frac_d) -> (P, C).
+    upper = jnp.asarray(offsets, dtype=bool)
+    weights = jnp.prod(jnp.where(upper, frac[:, None, :], 1.0 - frac[:, None, :]), axis=-1)
+
+    if dense:
+        # Row-major ravel of the vertex index; the per-corner offset is a constant.
+        strides = np.cumprod((n + 1)[::-1])[::-1]
+        strides = np.append(strides[1:], 1).astype(np.int32)
+        base = jnp.sum(cell * jnp.asarray(strides), axis=-1)  # (P,)
+        index = base[:, None] + jnp.asarray(offsets @ strides)  # (P, C)
+    else:
+        primes = jnp.asarray(HASH_PRIMES[: len(res)], dtype=jnp.uint32)
+        lo_hash = cell.astype(jnp.uint32) * primes  # (P, ndim), wrapping uint32 multiply
+        # (i + 1) * p == i * p + p (mod 2**32): the upper corner's hash is one add away.
+        picked = jnp.where(upper, (lo_hash + primes)[:, None, :], lo_hash[:, None, :])
+        # XOR the per-axis hashes of each corner -> (P, C).
+        index = picked[..., 0]
+        for d in range(1, len(res)):
+            index = index ^ picked[..., d]
+        index = (index & jnp.uint32(2**log2_table_size - 1)).astype(jnp.int32)
+
+    num_points, num_corners = index.shape
+    # One gather per level. Indices are in range by construction (clipped cells,
+    # masked hashes), so skip the bounds handling of jnp.take's default "fill" mode.
+    values = table.at[index.reshape(-1)].get(mode="promise_in_bounds")
+    values = values.reshape(num_points, num_corners, table.shape[-1])
+    return jnp.einsum("pc,pcf->pf", weights.astype(values.dtype), values)

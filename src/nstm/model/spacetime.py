@@ -1,0 +1,296 @@
+"""The neural space-time model: a motion network and a time-free scene network.
+
+The scene at time t is read from a canonical, time-independent scene at displaced coordinates,
+
+    x(r, t) = O(r + M(r, t)),
+
+with ``r`` a pixel coordinate of the rendered grid (axis order (y, x) or (z, y, x), pixel units),
+``t`` in [-1, 1], ``M`` the motion network (displacement in pixels) and ``O`` the scene network.
+Both are an encoding followed by a small MLP. The coarse-to-fine parameter ``alpha`` is an
+argument of every call, so both encodings are annealed in sync by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ..config import FieldConfig, ModelConfig
+from ..encodings import FourierFeatureEncoding, HashGridEncoding
+from .mlp import MLP
+
+Encoding = HashGridEncoding | FourierFeatureEncoding
+
+
+class SpaceTimeModel(eqx.Module):
+    """Motion network + scene network, rendered on a fixed pixel grid.
+
+    Parameters
+    ----------
+    scene_encoding, scene_mlp
+        Scene network: ``ndim`` coordinates -> ``channels`` values.
+    motion_encoding, motion_mlp
+        Motion network: ``ndim + 1`` coordinates (space, then t) -> ``ndim`` raw outputs.
+    grid_shape : tuple of int
+        The rendered grid, ``(H, W)`` or ``(Z, H, W)``.
+    displacement_scale_px : tuple of float
+        Per-axis factor turning the motion MLP's output into pixels.
+    """
+
+    scene_encoding: Encoding
+    scene_mlp: MLP
+    motion_encoding: Encoding
+    motion_mlp: MLP
+    grid_shape: tuple[int, ...] = eqx.field(static=True)
+    displacement_scale_px: tuple[float, ...] = eqx.field(static=True)
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return len(self.grid_shape)
+
+    @property
+    def channels(self) -> int:
+        """Number of scene channels."""
+        return self.scene_mlp.out_size
+
+    def displacement(
+        self, coords: Float[Array, "*batch ndim"], t: Float[ArrayLike, "*batch"], *, alpha=None
+    ) -> Float[Array, "*batch ndim"]:
+        """Displacement M(r, t) in pixels: the scene at (r, t) is the canonical scene at r + M."""
+        t = jnp.broadcast_to(jnp.asarray(t, coords.dtype), coords.shape[:-1])
+        features = self.motion_encoding(jnp.concatenate([coords, t[..., None]], -1), alpha=alpha)
+        return self.motion_mlp(features) * jnp.asarray(self.displacement_scale_px, coords.dtype)
+
+    def canonical(
+        self, coords: Float[Array, "*batch ndim"], *, alpha=None
+    ) -> Float[Array, "*batch channels"]:
+        """The time-free canonical scene O(r)."""
+        return self.scene_mlp(self.scene_encoding(coords, alpha=alpha))
+
+    def __call__(
+        self, coords: Float[Array, "*batch ndim"], t: Float[ArrayLike, "*batch"], *, alpha=None
+    ) -> Float[Array, "*batch channels"]:
+        """The scene at time ``t``: O(r + M(r, t))."""
+        return self.canonical(coords + self.displacement(coords, t, alpha=alpha), alpha=alpha)
+
+    def grid_coords(self) -> Float[Array, "points ndim"]:
+        """Pixel coordinates of every grid point, C order, shape ``(prod(grid_shape), ndim)``."""
+        axes = [jnp.arange(n, dtype=jnp.float32) for n in self.grid_shape]
+        return jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.ndim)
+
+    def render(
+        self, times: Float[ArrayLike, "times"], *, alpha=None
+    ) -> Float[Array, "times *grid channels"]:
+        """Render the whole grid at each time in one pass (the training path).
+
+        Memory grows with ``times x points``; use :func:`render_scenes` for outputs.
+        """
+        times = jnp.asarray(times, jnp.float32)
+        coords = self.grid_coords()
+        values = jax.vmap(lambda t: self(coords, t, alpha=alpha))(times)
+        return values.reshape(times.shape[0], *self.grid_shape, self.channels)
+
+
+def _chunked(fn, model: SpaceTimeModel, times: np.ndarray, chunk_points: int, out: int):
+    """Evaluate ``fn(model, coords, t) -> (chunk, out)`` over the grid at each time, one
+    fixed-size chunk of points at a time (one compilation, memory bounded by the chunk)."""
+    if chunk_points < 1:
+        raise ValueError(f"chunk_points must be >= 1, got {chunk_points}")
+    coords = np.asarray(model.grid_coords())
+    num_points = coords.shape[0]
+    chunk = min(chunk_points, num_points)
+    padded = math.ceil(num_points / chunk) * chunk
+    coords = np.concatenate([coords, np.repeat(coords[-1:], padded - num_points, 0)])
+    step = eqx.filter_jit(fn)
+    results = np.empty((len(times), padded, out), np.float32)
+    for i, t in enumerate(np.asarray(times, np.float32)):
+        for start in range(0, padded, chunk):
+            results[i, start : start + chunk] = step(model, coords[start : start + chunk], t)
+    return results[:, :num_points].reshape(len(times), *model.grid_shape, out)
+
+
+def render_scenes(
+    model: SpaceTimeModel, times: Sequence[float] | np.ndarray, *, chunk_points: int = 1 << 16
+) -> np.ndarray:
+    """Render the scene at any times in [-1, 1] with all levels open.
+
+    Parameters
+    ----------
+    model : SpaceTimeModel
+    times : (T,) array_like
+        Normalized times in [-1, 1]: measurement times or any times in between.
+    chunk_points : int
+        Points evaluated per call, which bounds memory regardless of the grid size.
+
+    Returns
+    -------
+    (T, *grid_shape, channels) ndarray, float32
+    """
+    times = _check_times(times)
+    return _chunked(lambda m, r, t: m(r, t), model, times, chunk_points, model.channels)
+
+
+def motion_fields(
+    model: SpaceTimeModel, times: Sequence[float] | np.ndarray, *, chunk_points: int = 1 << 16
+) -> np.ndarray:
+    """Displacement fields at any times: ``(T, *grid_shape, ndim)`` in pixels, axis order
+    (dy, dx) or (dz, dy, dx); the scene at time t at pixel r is the canonical scene at
+    r + motion."""
+    times = _check_times(times)
+    return _chunked(lambda m, r, t: m.displacement(r, t), model, times, chunk_points, model.ndim)
+
+
+def _check_times(times) -> np.ndarray:
+    times = np.atleast_1d(np.asarray(times, np.float32))
+    if times.ndim != 1:
+        raise ValueError(f"times: expected a 1-D array of normalized times, got {times.shape}")
+    if not np.all(np.isfinite(times)) or times.min() < -1 or times.max() > 1:
+        raise ValueError(
+            f"times: expected finite values in [-1, 1], got range [{times.min()}, {times.max()}]"
+        )
+    return times
+
+
+# --------------------------------------------------------------------------- construction
+def _make_encoding(
+    config: FieldConfig,
+    bbox_min: Sequence[float],
+    bbox_max: Sequence[float],
+    base: Sequence[int],
+    finest: Sequence[int],
+    *,
+    key: PRNGKeyArray,
+) -> Encoding:
+    if config.encoding == "hashgrid":
+        return HashGridEncoding(
+            bbox_min,
+            bbox_max,
+            base_resolution=tuple(base),
+            finest_resolution=tuple(finest),
+            num_levels=config.num_levels,
+            features_per_level=config.features_per_level,
+            log2_table_size=config.log2_table_size,
+            key=key,
+        )
+    if config.encoding == "fourier":
+        return FourierFeatureEncoding(
+            bbox_min, bbox_max, num_levels=config.num_levels, include_input=True
+        )
+    raise ValueError(f"encoding: expected 'hashgrid' or 'fourier', got {config.encoding!r}")
+
+
+def _cells(extent: float, cell_px: float) -> int:
+    return max(1, math.ceil(extent / cell_px - 1e-6))
+
+
+def make_model(
+    config: ModelConfig,
+    *,
+    grid_shape: Sequence[int],
+    channels: int,
+    bandwidth_cycles_per_px: float = 0.5,
+    num_times: int = 2,
+    key: PRNGKeyArray,
+) -> SpaceTimeModel:
+    """Build a :class:`SpaceTimeModel` from a config and the imaging system's geometry.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    grid_shape : sequence of int
+        The rendered grid, ``(H, W)`` or ``(Z, H, W)`` pixels.
+    channels : int
+        Scene channels (from the imaging system).
+    bandwidth_cycles_per_px : float
+        Highest spatial frequency the system transmits. Unless ``config.scene.finest_cell_px``
+        is set, the scene's finest cell is ``1 / (2 * bandwidth)`` pixels (at least 1), so the
+        encoding can represent everything the system passes.
+    num_times : int
+        Number of distinct render times; sets the motion's default temporal resolution.
+    key : PRNGKeyArray
+    """
+    grid_shape = tuple(int(n) for n in grid_shape)
+    ndim = len(grid_shape)
+    if ndim not in (2, 3) or min(grid_shape) < 1:
+        raise ValueError(f"grid_shape: expected (H, W) or (Z, H, W) > 0, got {grid_shape}")
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    k_se, k_sm, k_me, k_mm = jax.random.split(key, 4)
+
+    scene = config.scene
+    finest_cell = scene.finest_cell_px
+    if finest_cell is None:
+        finest_cell = 1.0 / (2.0 * min(max(bandwidth_cycles_per_px, 1e-6), 0.5))
+    margins = [scene.bbox_margin_px + scene.bbox_margin_fraction * n for n in grid_shape]
+    lo = [-m for m in margins]
+    hi = [n - 1 + m for n, m in zip(grid_shape, margins, strict=True)]
+    extents = [h - l for l, h in zip(lo, hi, strict=True)]
+    finest = [_cells(e, finest_cell) for e in extents]
+    base = [min(f, _cells(e, scene.coarsest_cell_px)) for e, f in zip(extents, finest, strict=True)]
+    scene_encoding = _make_encoding(scene, lo, hi, base, finest, key=k_se)
+    scene_mlp = MLP(
+        scene_encoding.output_size,
+        channels,
+        width=scene.mlp_width,
+        depth=scene.mlp_depth,
+        activation=scene.activation,
+        key=k_sm,
+    )
+
+    motion = config.motion
+    m_finest_cell = motion.finest_cell_px if motion.finest_cell_px is not None else 16.0
+    m_extents = [max(n - 1, 1) for n in grid_shape]
+    m_finest = [_cells(e, m_finest_cell) for e in m_extents]
+    m_base = [
+        min(f, _cells(e, motion.coarsest_cell_px)) for e, f in zip(m_extents, m_finest, strict=True)
+    ]
+    t_base, t_finest = motion.time_cells or (1, int(np.clip(num_times - 1, 1, 8)))
+    motion_encoding = _make_encoding(
+        motion,
+        [0.0] * ndim + [-1.0],
+        [float(e) for e in m_extents] + [1.0],
+        [*m_base, min(t_base, t_finest)],
+        [*m_finest, t_finest],
+        key=k_me,
+    )
+    motion_mlp = MLP(
+        motion_encoding.output_size,
+        ndim,
+        width=motion.mlp_width,
+        depth=motion.mlp_depth,
+        activation=motion.activation,
+        zero_init_output=True,  # start from exactly zero motion
+        key=k_mm,
+    )
+    if config.displacement_scale_px is None:
+        scale = tuple(float(n) for n in grid_shape)
+    else:
+        scale = (float(config.displacement_scale_px),) * ndim
+    return SpaceTimeModel(
+        scene_encoding=scene_encoding,
+        scene_mlp=scene_mlp,
+        motion_encoding=motion_encoding,
+        motion_mlp=motion_mlp,
+        grid_shape=grid_shape,
+        displacement_scale_px=scale,
+    )
+
+
+def param_labels(model: SpaceTimeModel):
+    """Label every array leaf ``"scene"`` or ``"motion"`` (the two optimizer groups)."""
+    labels = jax.tree_util.tree_map(lambda _: "scene", model)
+    return eqx.tree_at(
+        lambda m: (m.motion_encoding, m.motion_mlp),
+        labels,
+        (
+            jax.tree_util.tree_map(lambda _: "motion", model.motion_encoding),
+            jax.tree_util.tree_map(lambda _: "motion", model.motion_mlp),
+        ),
+    )

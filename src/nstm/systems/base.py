@@ -1,0 +1,103 @@
+"""The imaging-system interface every system implements.
+
+A *measurement* is one unit of data the loss compares against: a raw DPC frame, a SIM z-stack,
+a window of a rolling-shutter image, a motion-blurred frame. Measurement ``m`` depends on the
+scene rendered at ``render_times[m]``, a row of ``R`` times in [-1, 1]:
+
+* DPC, SIM in "fast mode": ``R = 1`` (the scene at the frame's time);
+* SIM with one time per z-plane: the planes are rendered at their own times;
+* rolling-shutter DiffuserCam or exposure blur: ``R`` time steps integrate into one image.
+
+The engine renders the scene at those times, ``scenes`` of shape ``(R, *grid_shape, channels)``,
+and calls :meth:`AbstractImagingSystem.data_loss`. Systems are Equinox modules: their arrays
+(transfer functions, measurements) are pytree leaves passed into the jitted step, never
+baked-in constants, and ``forward`` is pure.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+
+class AbstractImagingSystem(eqx.Module):
+    """A differentiable measurement model y_m = A_m(x(t_m1), ..., x(t_mR)).
+
+    Subclasses define the class variable :attr:`channels` and implement the abstract methods.
+    See ``docs/add-your-own-system.md`` for a worked example.
+    """
+
+    channels: ClassVar[tuple[str, ...]]
+    """Names of the scene channels, e.g. ``("absorption", "phase")``."""
+
+    @property
+    @abc.abstractmethod
+    def grid_shape(self) -> tuple[int, ...]:
+        """Shape of the grid the scene is rendered on, ``(H, W)`` or ``(Z, H, W)`` (pixels).
+
+        May be larger than the measured field of view (padding for non-periodic data)."""
+
+    @property
+    @abc.abstractmethod
+    def render_times(self) -> Float[Array, "measurements renders"]:
+        """Times in [-1, 1] at which the scene is rendered for each measurement."""
+
+    @abc.abstractmethod
+    def forward(
+        self, scenes: Float[Array, "renders *grid channels"], index: Int[Array, ""]
+    ) -> Array:
+        """Predict measurement ``index`` from the scene rendered at its ``render_times``."""
+
+    @abc.abstractmethod
+    def measurement(self, index: Int[Array, ""]) -> Array:
+        """The recorded measurement ``index``, shaped like :meth:`forward`'s output."""
+
+    @abc.abstractmethod
+    def reconstruct_static(self) -> dict[str, np.ndarray]:
+        """The conventional reconstruction that assumes a static scene (the baseline).
+
+        Returns one ``(*fov_shape)`` array per channel name."""
+
+    # ----------------------------------------------------------------- overridable defaults
+    @property
+    def num_measurements(self) -> int:
+        """Number of measurements."""
+        return int(self.render_times.shape[0])
+
+    @property
+    def fov(self) -> tuple[slice, ...]:
+        """Slices of the rendered grid that are the measured field of view (no padding)."""
+        return tuple(slice(None) for _ in self.grid_shape)
+
+    @property
+    def measurement_times(self) -> np.ndarray:
+        """A representative time per measurement, ``(measurements,)``: the mean render time."""
+        return np.asarray(self.render_times).mean(axis=1)
+
+    @property
+    def bandwidth_cycles_per_px(self) -> float:
+        """Highest spatial frequency (cycles/pixel) the system transmits; sizes the scene's
+        finest encoding level. Defaults to the pixel grid's Nyquist frequency."""
+        return 0.5
+
+    def data_loss(
+        self, scenes: Float[Array, "renders *grid channels"], index: Int[Array, ""]
+    ) -> Float[Array, ""]:
+        """Misfit of measurement ``index``; the mean squared error by default."""
+        residual = self.forward(scenes, index) - self.measurement(index)
+        return jnp.mean(jnp.square(residual))
+
+    def regularization(self, scenes: Float[Array, "renders *grid channels"]) -> Float[Array, ""]:
+        """Prior on the rendered scene added to the loss; none by default."""
+        del scenes
+        return jnp.zeros(())
+
+    def outputs(self, scenes: Float[Array, "times *grid channels"]) -> dict[str, np.ndarray]:
+        """Split rendered scenes into named ``(times, *fov_shape)`` arrays, one per channel."""
+        scenes = np.asarray(scenes)[(slice(None), *self.fov)]
+        return {name: scenes[..., i] for i, name in enumerate(self.channels)}

@@ -1,0 +1,244 @@
+"""The training engine: one jitted step, progress, checkpoints, resume, clean interrupts.
+
+Loss for a step over measurements ``m`` (``frames_per_step`` of them)::
+
+    L = mean_m [ data_loss_m(scenes_m) + regularization(scenes_m) ]
+
+where ``scenes_m`` is the model rendered at ``system.render_times[m]`` with the coarse-to-fine
+``alpha`` of the step. The measurements of a step are drawn from a key folded with the step
+number, so a resumed run draws exactly what an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..model.spacetime import SpaceTimeModel, param_labels
+from ..schedules import coarse_to_fine, exponential_decay
+from ..systems.base import AbstractImagingSystem
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good state was checkpointed."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the state at the last completed step was checkpointed."""
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` returns."""
+
+    model: SpaceTimeModel
+    history: list[dict]
+    """Loss log: one dict per logged step with ``step``, ``loss``, ``data``, ``reg``, ``alpha``."""
+    step: int
+    """Steps completed."""
+    seconds: float
+    """Wall time of this call's training loop (compile included)."""
+
+
+def make_optimizer(model: SpaceTimeModel, config: TrainConfig) -> optax.GradientTransformation:
+    """Adam per parameter group (scene, motion), each with its own decaying learning rate."""
+
+    def adam(lr: float) -> optax.GradientTransformation:
+        if lr == 0:
+            return optax.set_to_zero()
+        schedule = exponential_decay(lr, config.steps, config.final_lr_fraction)
+        return optax.adam(schedule, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
+
+    labels = param_labels(eqx.filter(model, eqx.is_array))
+    # The labels tree is a (callable) Module, which optax would call: hand it a function.
+    return optax.multi_transform(
+        {"scene": adam(config.scene_lr), "motion": adam(config.motion_lr)}, lambda _: labels
+    )
+
+
+def step_loss(
+    model: SpaceTimeModel,
+    system: AbstractImagingSystem,
+    indices: Int[Array, " batch"],
+    alpha: Float[Array, ""],
+) -> tuple[Float[Array, ""], tuple[Float[Array, ""], Float[Array, ""]]]:
+    """Total loss of measurements ``indices`` and its (data, regularization) parts."""
+    times = system.render_times[indices]  # (batch, renders)
+    batch, renders = times.shape
+    scenes = model.render(times.reshape(-1), alpha=alpha)
+    scenes = scenes.reshape(batch, renders, *scenes.shape[1:])
+    data = jnp.mean(jax.vmap(system.data_loss)(scenes, indices))
+    reg = jnp.mean(jax.vmap(system.regularization)(scenes))
+    return data + reg, (data, reg)
+
+
+def make_train_step(
+    optimizer: optax.GradientTransformation,
+    *,
+    num_measurements: int,
+    frames_per_step: int,
+    anneal_steps: int,
+):
+    """The jitted update ``(model, opt_state, system, step, key) -> (model, opt_state, stats)``."""
+    alpha_at = coarse_to_fine(anneal_steps)
+
+    @eqx.filter_jit
+    def train_step(model, opt_state, system, step, key):
+        alpha = alpha_at(step)
+        if frames_per_step == num_measurements:
+            indices = jnp.arange(num_measurements)
+        else:
+            indices = jax.random.choice(
+                jax.random.fold_in(key, step), num_measurements, (frames_per_step,), replace=False
+            )
+        (loss, (data, reg)), grads = eqx.filter_value_and_grad(step_loss, has_aux=True)(
+            model, system, indices, alpha
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        model = eqx.apply_updates(model, updates)
+        return model, opt_state, {"loss": loss, "data": data, "reg": reg, "alpha": alpha}
+
+    return train_step
+
+
+def fit(
+    model: SpaceTimeModel,
+    system: AbstractImagingSystem,
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_at: int | None = None,
+) -> FitResult:
+    """Train ``model`` on ``system``'s measurements.
+
+    Parameters
+    ----------
+    model : SpaceTimeModel
+        The initial model (for ``resume``, one built from the same config: it gives the shapes).
+    system : AbstractImagingSystem
+    config : TrainConfig
+    run_dir : path, optional
+        Where ``checkpoint.eqx`` and ``loss.csv`` go. Without it nothing is written.
+    resume : bool
+        Continue from ``run_dir/checkpoint.eqx``; the result equals an uninterrupted run.
+    progress : bool
+        Show a progress bar with loss, steps/s and ETA.
+    stop_at : int, optional
+        Stop (with a checkpoint) after this many steps instead of ``config.steps``; the
+        schedules still follow ``config.steps``. Used to test resuming.
+
+    Raises
+    ------
+    NonFiniteLossError
+        The loss became NaN/inf. The state before the failing step is checkpointed.
+    TrainingInterrupted
+        Ctrl-C. The state after the last completed step is checkpointed.
+    """
+    _validate(config, system)
+    frames_per_step = config.frames_per_step or system.num_measurements
+    optimizer = make_optimizer(model, config)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+    step, history = 0, []
+    ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
+    if resume:
+        if ckpt is None:
+            raise ValueError("resume=True needs run_dir")
+        (model, opt_state), step, history = load_checkpoint(ckpt, (model, opt_state))
+    train_step = make_train_step(
+        optimizer,
+        num_measurements=system.num_measurements,
+        frames_per_step=frames_per_step,
+        anneal_steps=round(config.anneal_fraction * config.steps),
+    )
+    key = jax.random.key(config.seed + 1)  # sampling key, independent of the init key
+    last = config.steps if stop_at is None else min(stop_at, config.steps)
+
+    def checkpoint(state, at_step):
+        if ckpt is not None:
+            save_checkpoint(ckpt, state, step=at_step, history=history)
+            _write_loss_log(ckpt.parent / "loss.csv", history)
+
+    start = time.perf_counter()
+    bar = tqdm(
+        total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True
+    )
+    try:
+        while step < last:
+            new_model, new_opt_state, stats = train_step(
+                model, opt_state, system, jnp.asarray(step, jnp.int32), key
+            )
+            loss = float(stats["loss"])
+            if not math.isfinite(loss):
+                checkpoint((model, opt_state), step)
+                raise NonFiniteLossError(
+                    f"non-finite loss ({loss}) at step {step}; the state before this step is "
+                    f"checkpointed{f' in {ckpt}' if ckpt else ''}. Lower the learning rates "
+                    "(--train.scene-lr / --train.motion-lr) or check the data for outliers."
+                )
+            model, opt_state = new_model, new_opt_state
+            step += 1
+            if step % config.log_every == 0 or step == config.steps:
+                history.append({"step": step, **{k: float(v) for k, v in stats.items()}})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3e}", alpha=f"{float(stats['alpha']):.2f}")
+            if step % config.checkpoint_every == 0 and step < last:
+                checkpoint((model, opt_state), step)
+    except KeyboardInterrupt as err:
+        checkpoint((model, opt_state), step)
+        raise TrainingInterrupted(
+            f"interrupted at step {step}"
+            + (f"; checkpoint saved, continue with --resume ({ckpt})" if ckpt else "")
+        ) from err
+    finally:
+        bar.close()
+    checkpoint((model, opt_state), step)
+    return FitResult(model, history, step, time.perf_counter() - start)
+
+
+def _validate(config: TrainConfig, system: AbstractImagingSystem) -> None:
+    if config.steps < 1:
+        raise ValueError(f"train.steps must be >= 1, got {config.steps}")
+    if not 0 <= config.anneal_fraction <= 1:
+        raise ValueError(f"train.anneal_fraction must be in [0, 1], got {config.anneal_fraction}")
+    if config.checkpoint_every < 1 or config.log_every < 1:
+        raise ValueError("train.checkpoint_every and train.log_every must be >= 1")
+    n = system.num_measurements
+    if config.frames_per_step is not None and not 1 <= config.frames_per_step <= n:
+        raise ValueError(
+            f"train.frames_per_step must be in [1, {n}] (the number of measurements), "
+            f"got {config.frames_per_step}"
+        )
+
+
+def _write_loss_log(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    keys = list(history[0])
+    rows = [",".join(keys)] + [",".join(f"{h[k]:.9g}" for k in keys) for h in history]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(rows) + "\n")
+    tmp.replace(path)
+
+
+def init_key(seed: int) -> PRNGKeyArray:
+    """The model-initialization key for a seed."""
+    return jax.random.key(seed)
+
+
+def loss_curve(history: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, losses) arrays from a loss log."""
+    return np.array([h["step"] for h in history]), np.array([h["loss"] for h in history])

@@ -1,0 +1,18 @@
+"""Shared test set-up: CPU, and a persistent compilation cache for the session.
+
+Many tests train tiny models whose jitted step compiles to the same program; the persistent
+cache (keyed by the program, not the Python function) compiles each one once.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+jax.config.update(
+    "jax_compilation_cache_dir",
+    os.environ.get("NSTM_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "nstm-test-jax-cache")),
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

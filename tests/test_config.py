@@ -1,0 +1,56 @@
+import dataclasses
+
+import pytest
+
+from nstm.config import FieldConfig, ModelConfig, TrainConfig, from_dict, load_yaml, save_yaml
+from nstm.presets import preset
+from nstm.runs import RunConfig, load_run_config
+from nstm.systems.dpc import DPCConfig
+
+
+def test_run_config_round_trips_through_yaml(tmp_path):
+    config = preset("paper", "dpc")
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, motion=FieldConfig(time_cells=(1, 3)))
+    )
+    save_yaml(config, tmp_path / "c.yaml")
+    assert load_run_config(tmp_path / "c.yaml", DPCConfig) == config
+
+
+def test_partial_yaml_overrides_only_its_keys(tmp_path):
+    (tmp_path / "c.yaml").write_text("train:\n  steps: 7\nsystem:\n  pad_px: 4\n")
+    config = load_run_config(tmp_path / "c.yaml", DPCConfig)
+    assert config.train.steps == 7 and config.system.pad_px == 4
+    assert config.model == ModelConfig() and config.train.scene_lr == TrainConfig().scene_lr
+
+
+def test_unknown_or_mistyped_keys_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown key 'stepz'"):
+        from_dict(TrainConfig, {"stepz": 3})
+    with pytest.raises(ValueError, match="steps"):
+        from_dict(TrainConfig, {"steps": "many"})
+    with pytest.raises(ValueError, match="encoding"):
+        from_dict(FieldConfig, {"encoding": "wavelets"})
+    (tmp_path / "c.yaml").write_text("trian: {}\n")
+    with pytest.raises(ValueError, match="trian"):
+        load_run_config(tmp_path / "c.yaml", DPCConfig)
+
+
+def test_yaml_ints_become_floats_and_lists_tuples(tmp_path):
+    save_yaml(FieldConfig(), tmp_path / "f.yaml")
+    (tmp_path / "f.yaml").write_text("coarsest_cell_px: 8\ntime_cells: [1, 4]\n")
+    field = load_yaml(FieldConfig, tmp_path / "f.yaml")
+    assert field.coarsest_cell_px == 8.0 and isinstance(field.coarsest_cell_px, float)
+    assert field.time_cells == (1, 4)
+
+
+def test_paper_preset_matches_the_publication():
+    config = preset("paper")
+    assert isinstance(config, RunConfig)
+    assert config.train.steps == 5000 and config.train.anneal_fraction == 0.8
+    assert (config.train.scene_lr, config.train.motion_lr) == (1e-3, 1e-5)
+    assert (config.model.scene.mlp_width, config.model.motion.mlp_width) == (128, 32)
+    assert config.model.scene.log2_table_size == 16 and config.model.scene.num_levels == 8
+    assert config.system.pad_px == 0 and config.system.loss_margin_px == 5
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("fastest")

@@ -1,0 +1,137 @@
+"""The training engine: loss decreases, resume is exact, NaN and Ctrl-C are handled."""
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstm.config import FieldConfig, ModelConfig, TrainConfig
+from nstm.model import make_model
+from nstm.systems.base import AbstractImagingSystem
+from nstm.training import NonFiniteLossError, TrainingInterrupted, fit, load_checkpoint
+
+CONFIG = ModelConfig(
+    scene=FieldConfig(coarsest_cell_px=8.0, finest_cell_px=2.0, log2_table_size=12, mlp_width=16),
+    motion=FieldConfig(num_levels=2, coarsest_cell_px=16.0, finest_cell_px=8.0, mlp_width=8),
+)
+
+
+class Snapshots(AbstractImagingSystem):
+    """Measurement m is the scene at time t_m itself (a denoising toy system)."""
+
+    channels: ClassVar[tuple[str, ...]] = ("value",)
+    frames: jnp.ndarray
+    times: jnp.ndarray
+
+    @property
+    def grid_shape(self):
+        return tuple(self.frames.shape[1:])
+
+    @property
+    def render_times(self):
+        return self.times[:, None]
+
+    def forward(self, scenes, index):
+        return scenes[0, ..., 0]
+
+    def measurement(self, index):
+        return self.frames[index]
+
+    def reconstruct_static(self):
+        return {"value": np.asarray(self.frames).mean(0)}
+
+
+def make_problem(frames=4, size=16):
+    yy, xx = np.mgrid[:size, :size] / size
+    times = np.linspace(-1, 1, frames, dtype=np.float32)
+    data = np.stack([np.sin(6 * (xx - 0.05 * t)) * np.cos(4 * yy) for t in times])
+    system = Snapshots(jnp.asarray(data, jnp.float32), jnp.asarray(times))
+    model = make_model(CONFIG, grid_shape=(size, size), channels=1, num_times=frames,
+                       key=jax.random.key(0))
+    return model, system
+
+
+def leaves(model):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))]
+
+
+def test_loss_decreases_and_history_is_logged(tmp_path):
+    model, system = make_problem()
+    result = fit(model, system, TrainConfig(steps=40, log_every=5), run_dir=tmp_path,
+                 progress=False)
+    losses = [h["loss"] for h in result.history]
+    assert result.step == 40 and len(losses) == 8
+    assert losses[-1] < 0.2 * losses[0]
+    assert (tmp_path / "checkpoint.eqx").is_file()
+    assert (tmp_path / "loss.csv").read_text().startswith("step,loss,data,reg,alpha")
+
+
+def test_resumed_run_ends_with_the_same_parameters(tmp_path):
+    model, system = make_problem()
+    config = TrainConfig(steps=30, frames_per_step=2, checkpoint_every=10, log_every=5)
+    straight = fit(model, system, config, progress=False)
+    fit(model, system, config, run_dir=tmp_path, stop_at=13, progress=False)
+    resumed = fit(model, system, config, run_dir=tmp_path, resume=True, progress=False)
+    assert resumed.step == 30
+    for a, b in zip(leaves(straight.model), leaves(resumed.model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in straight.history]
+
+
+def test_same_seed_same_result_different_seed_differs():
+    model, system = make_problem()
+    config = TrainConfig(steps=5, frames_per_step=1)
+    a = leaves(fit(model, system, config, progress=False).model)
+    b = leaves(fit(model, system, config, progress=False).model)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    model, system = make_problem()
+    bad = eqx.tree_at(lambda s: s.frames, system, system.frames.at[2, 3, 3].set(jnp.inf))
+    with pytest.raises(NonFiniteLossError, match="non-finite loss"):
+        fit(model, bad, TrainConfig(steps=5), run_dir=tmp_path, progress=False)
+    (saved, _), step, _ = load_checkpoint(tmp_path / "checkpoint.eqx", (model, None))
+    assert step == 0
+    assert all(np.isfinite(x).all() for x in leaves(saved))
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch):
+    model, system = make_problem()
+    config = TrainConfig(steps=10, log_every=1)
+    import nstm.training.engine as engine
+
+    real = engine.make_train_step
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        step = real(*args, **kwargs)
+
+        def wrapped(*a):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise KeyboardInterrupt
+            return step(*a)
+
+        return wrapped
+
+    monkeypatch.setattr(engine, "make_train_step", interrupting)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        fit(model, system, config, run_dir=tmp_path, progress=False)
+    monkeypatch.setattr(engine, "make_train_step", real)
+    resumed = fit(model, system, config, run_dir=tmp_path, resume=True, progress=False)
+    straight = fit(model, system, config, progress=False)
+    for a, b in zip(leaves(straight.model), leaves(resumed.model), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_train_config_is_rejected():
+    model, system = make_problem()
+    with pytest.raises(ValueError, match="frames_per_step"):
+        fit(model, system, TrainConfig(steps=2, frames_per_step=9), progress=False)
+    with pytest.raises(ValueError, match="anneal_fraction"):
+        fit(model, system, TrainConfig(steps=2, anneal_fraction=1.5), progress=False)

@@ -1,0 +1,342 @@
+import itertools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstm.encodings import HashGridEncoding, coarse_to_fine_window
+from nstm.encodings.hashgrid import _level_resolutions
+
+PRIMES = (1, 2654435761, 805459861, 3674653429)
+
+
+@eqx.filter_jit
+def _encode(enc, coords, alpha):
+    return enc(coords, alpha=alpha)
+
+
+def encode(enc, coords, alpha=None):
+    # Jitted (eager calls compile every primitive per shape, which dominates small
+    # tests), with alpha traced so that new values do not recompile.
+    return _encode(enc, coords, None if alpha is None else jnp.float32(alpha))
+
+
+# (ndim, base, finest, num_levels); with log2_table_size=6 (64 entries) the first level
+# is dense and the last one is hashed in every case.
+CASES = [
+    (1, 4, 100, 3),
+    (2, 3, 12, 3),
+    (3, 2, 6, 3),
+    (4, 1, 3, 3),
+]
+
+
+def make_encoding(ndim, base, finest, num_levels, *, log2_table_size=6, seed=0, **kwargs):
+    lo = np.linspace(-1.0, 0.5, ndim)
+    hi = lo + np.linspace(2.0, 5.0, ndim)
+    return HashGridEncoding(
+        tuple(lo),
+        tuple(hi),
+        base_resolution=base,
+        finest_resolution=finest,
+        num_levels=num_levels,
+        log2_table_size=log2_table_size,
+        init_scale=kwargs.pop("init_scale", 1.0),
+        key=jax.random.key(seed),
+        **kwargs,
+    )
+
+
+def random_coords(enc, shape, seed=1, margin=0.0):
+    rng = np.random.default_rng(seed)
+    lo, hi = np.array(enc.bbox_min), np.array(enc.bbox_max)
+    u = rng.uniform(-margin, 1.0 + margin, size=(*shape, len(lo)))
+    return (lo + u * (hi - lo)).astype(np.float32)
+
+
+def reference_corners(enc, coords, level):
+    """Yield (entry index, weight) per cell corner, computed directly in float64."""
+    res = np.array(enc.level_resolutions[level])
+    lo, hi = np.array(enc.bbox_min), np.array(enc.bbox_max)
+    u = np.clip((np.asarray(coords, np.float64) - lo) / (hi - lo), 0.0, 1.0)
+    pos = u * res
+    cell = np.clip(np.floor(pos), 0, res - 1).astype(np.int64)
+    frac = pos - cell
+    for offset in itertools.product((0, 1), repeat=len(res)):
+        vertex = cell + np.array(offset)
+        weight = np.prod(np.where(np.array(offset, bool), frac, 1.0 - frac), axis=-1)
+        if math.prod(res + 1) <= 2**enc.log2_table_size:
+            index = np.ravel_multi_index(tuple(np.moveaxis(vertex, -1, 0)), tuple(res + 1))
+        else:
+            index = np.zeros(vertex.shape[:-1], np.int64)
+            for d in range(len(res)):
+                index ^= vertex[..., d] * PRIMES[d]
+            index %= 2**enc.log2_table_size
+        yield index, weight
+
+
+def reference_encode(enc, coords):
+    levels = []
+    for level, table in enumerate(enc.tables):
+        table = np.asarray(table, np.float64)
+        levels.append(
+            sum(w[..., None] * table[i] for i, w in reference_corners(enc, coords, level))
+        )
+    return np.concatenate(levels, axis=-1)
+
+
+@pytest.mark.parametrize(("ndim", "base", "finest", "num_levels"), CASES)
+def test_matches_numpy_reference(ndim, base, finest, num_levels):
+    enc = make_encoding(ndim, base, finest, num_levels)
+    assert enc.is_dense[0] and not enc.is_dense[-1]
+    coords = random_coords(enc, (7, 33))
+    out = encode(enc, coords)
+    assert out.shape == (7, 33, num_levels * 2)
+    assert out.dtype == jnp.float32
+    # float32 grid positions u * N carry an error of ~N * 2**-24 cells; table values are O(1).
+    atol = 1e-6 + 4 * finest * 2.0**-24
+    np.testing.assert_allclose(out, reference_encode(enc, coords), atol=atol, rtol=0)
+
+
+def test_table_layout():
+    enc = make_encoding(2, 3, 12, 3, features_per_level=3)
+    assert enc.level_resolutions == ((3, 3), (6, 6), (12, 12))
+    assert enc.is_dense == (True, True, False)
+    assert [t.shape for t in enc.tables] == [(16, 3), (49, 3), (64, 3)]
+    assert all(t.dtype == jnp.float32 for t in enc.tables)
+    assert enc.num_levels == 3 and enc.output_size == 9 and enc.ndim == 2
+
+    small = make_encoding(3, 4, 64, 5, log2_table_size=14, init_scale=1e-4)
+    assert small.is_dense == (True, True, True, False, False)
+    for table in map(np.asarray, small.tables):
+        assert np.abs(table).max() <= 1e-4 and table.std() > 1e-5
+
+
+def test_vertex_values_are_table_entries():
+    # Power-of-two box so that vertex coordinates map to exact grid positions.
+    res = (4, 8)
+    enc = HashGridEncoding(
+        (0.0, 0.0),
+        (8.0, 16.0),
+        base_resolution=res,
+        finest_resolution=res,
+        num_levels=1,
+        init_scale=1.0,
+        key=jax.random.key(3),
+    )
+    assert enc.is_dense == (True,)
+    iy, ix = np.meshgrid(np.arange(res[0] + 1), np.arange(res[1] + 1), indexing="ij")
+    coords = np.stack([iy * 2.0, ix * 2.0], axis=-1).astype(np.float32)
+    expected = np.asarray(enc.tables[0]).reshape(res[0] + 1, res[1] + 1, 2)
+    np.testing.assert_allclose(encode(enc, coords), expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("level", [0, 2])  # dense, hashed
+def test_continuous_across_cell_faces(level):
+    enc = make_encoding(2, 3, 12, 3, init_scale=0.1)
+    n = enc.level_resolutions[level][0]
+    lo, hi = np.array(enc.bbox_min), np.array(enc.bbox_max)
+    rng = np.random.default_rng(0)
+    face = np.arange(1, n) / n  # interior faces normal to axis 0, in unit coordinates
+    u = np.stack([face, rng.uniform(size=face.shape)], axis=-1)
+    delta = np.array([1e-6, 0.0])
+    below = (lo + (u - delta) * (hi - lo)).astype(np.float32)
+    above = (lo + (u + delta) * (hi - lo)).astype(np.float32)
+    # The cell index switches across the face; the values must not jump (the table
+    # entries are ~0.1, so a discontinuity would be orders of magnitude larger).
+    cells = [np.floor((x - lo) / (hi - lo) * n)[:, 0] for x in (below, above)]
+    assert np.all(cells[0] < cells[1])
+    jump = np.abs(encode(enc, below) - encode(enc, above))
+    assert float(jump.max()) < 1e-5
+
+
+def test_outside_coords_read_boundary_values():
+    enc = make_encoding(3, 2, 6, 3)
+    coords = random_coords(enc, (200,), margin=0.5)
+    clamped = np.clip(coords, enc.bbox_min, enc.bbox_max)
+    outside = coords != clamped
+    assert np.any(outside) and np.any(~outside)
+    np.testing.assert_array_equal(encode(enc, coords), encode(enc, clamped))
+    # Clamped axes get no gradient; the others do.
+    grad = np.asarray(eqx.filter_jit(jax.grad(lambda x: enc(x).sum()))(jnp.asarray(coords)))
+    assert np.all(grad[outside] == 0)
+    assert np.all(grad[~outside] != 0)
+
+
+def test_finest_level_is_exact():
+    enc = HashGridEncoding(
+        (0.0,),
+        (1.0,),
+        base_resolution=32,
+        finest_resolution=256,
+        log2_table_size=1,
+        key=jax.random.key(0),
+    )
+    res = [r[0] for r in enc.level_resolutions]
+    growth = 8.0 ** (1 / 7)
+    assert res == [math.floor(32 * growth**level + 1e-6) for level in range(8)]
+    assert res[0] == 32 and res[-1] == 256
+
+
+def test_finest_level_is_exact_for_many_settings():
+    for base, finest, num_levels in itertools.product(
+        (1, 3, 16, 32), (32, 100, 256, 777, 2048), (2, 5, 8, 16, 32)
+    ):
+        res = [r[0] for r in _level_resolutions((base,), (finest,), num_levels)]
+        assert len(res) == num_levels
+        assert res[0] == base and res[-1] == finest
+        assert all(a <= b for a, b in itertools.pairwise(res))
+
+
+def test_anisotropic_and_constant_axes():
+    enc = HashGridEncoding(
+        (0.0, 0.0),
+        (1.0, 1.0),
+        base_resolution=(32, 100),
+        finest_resolution=(256, 800),
+        log2_table_size=1,
+        key=jax.random.key(0),
+    )
+    assert enc.level_resolutions[0] == (32, 100)
+    assert enc.level_resolutions[-1] == (256, 800)
+    assert all(r[1] > r[0] for r in enc.level_resolutions)
+
+    enc = HashGridEncoding(
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+        base_resolution=(16, 8, 4),
+        finest_resolution=(64, 8, 4),
+        num_levels=5,
+        log2_table_size=1,
+        key=jax.random.key(0),
+    )
+    assert [r[0] for r in enc.level_resolutions] == [16, 22, 32, 45, 64]
+    assert [r[1:] for r in enc.level_resolutions] == [(8, 4)] * 5
+
+    single = HashGridEncoding(
+        (0.0,),
+        (1.0,),
+        base_resolution=4,
+        finest_resolution=64,
+        num_levels=1,
+        log2_table_size=1,
+        key=jax.random.key(0),
+    )
+    assert single.level_resolutions == ((64,),)
+
+
+def test_window_is_level_major():
+    enc = make_encoding(3, 2, 6, 3, features_per_level=2)
+    coords = random_coords(enc, (50,))
+    raw = encode(enc, coords)
+    off = encode(enc, coords, 0.0)
+    assert np.all(np.asarray(off[:, 2:]) == 0)
+    assert np.all(np.asarray(off[:, :2]) != 0)
+    np.testing.assert_array_equal(off[:, :2], raw[:, :2])
+    np.testing.assert_array_equal(encode(enc, coords, 1.0), raw)
+    window = np.repeat(coarse_to_fine_window(0.75, 3), 2)
+    np.testing.assert_allclose(encode(enc, coords, 0.75), raw * window, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("ndim", "base", "finest", "num_levels"), CASES)
+def test_coords_gradient_matches_finite_differences(ndim, base, finest, num_levels):
+    enc = make_encoding(ndim, base, finest, num_levels, init_scale=0.5)
+    lo, hi = np.array(enc.bbox_min), np.array(enc.bbox_max)
+    # Keep points well inside a cell at every level so the +-eps stencil stays in it;
+    # the encoding is then linear along each axis and central differences are exact.
+    eps = 1e-3  # unit-box coordinates
+    u = np.random.default_rng(2).uniform(0.01, 0.99, size=(4000, ndim))
+    inside = np.ones(len(u), bool)
+    for res in enc.level_resolutions:
+        frac = (u * np.array(res)) % 1.0
+        inside &= np.all((frac > 0.1) & (frac < 0.9), axis=-1)
+    u = u[inside][:20]
+    assert len(u) == 20
+    proj = jax.random.normal(jax.random.key(5), (enc.output_size,))
+
+    @eqx.filter_jit
+    def loss(x):
+        return enc(x) @ proj
+
+    # Stencil points, shape (2 * ndim, 20, ndim): +eps then -eps along each axis.
+    steps = np.concatenate([np.eye(ndim), -np.eye(ndim)])[:, None, :] * eps
+    values = np.asarray(loss((lo + (u + steps) * (hi - lo)).astype(np.float32)), np.float64)
+    fd = (values[:ndim] - values[ndim:]).T / (2 * eps * (hi - lo))
+
+    coords = jnp.asarray((lo + u * (hi - lo)).astype(np.float32))
+    grad = np.asarray(eqx.filter_jit(jax.vmap(jax.grad(loss)))(coords))
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-3 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("level", [0, 2])  # dense, hashed
+def test_table_gradient_hits_only_used_entries(level):
+    enc = make_encoding(2, 3, 12, 3)
+    coords = random_coords(enc, (5,))
+    grads = eqx.filter_jit(jax.grad(lambda e: e(coords).sum()))(enc).tables
+    expected = np.zeros(enc.tables[level].shape[0])
+    for index, weight in reference_corners(enc, coords, level):
+        np.add.at(expected, index, weight)
+    assert 0 < np.count_nonzero(expected) < len(expected)
+    # Each used entry receives its summed interpolation weights, every other entry zero.
+    np.testing.assert_allclose(grads[level], np.stack([expected] * 2, axis=-1), atol=1e-6)
+
+
+def test_batched_equals_vmap():
+    enc = make_encoding(4, 1, 3, 3)
+    coords = jnp.asarray(random_coords(enc, (3, 11), margin=0.1))
+    batched = encode(enc, coords, 0.6)
+    vmapped = eqx.filter_jit(jax.vmap(jax.vmap(lambda x: enc(x, alpha=0.6))))(coords)
+    np.testing.assert_allclose(vmapped, batched, atol=1e-7)
+    single = encode(enc, coords[0, 0], 0.6)
+    assert single.shape == (enc.output_size,)
+    np.testing.assert_allclose(single, batched[0, 0], atol=1e-7)
+
+
+def test_jit_equals_eager():
+    enc = make_encoding(2, 3, 12, 3)
+    coords = jnp.asarray(random_coords(enc, (40,), margin=0.1))
+    eager = enc(coords, alpha=0.6)
+    np.testing.assert_allclose(encode(enc, coords, 0.6), eager, atol=1e-7)
+    # alpha is traced: a new value reuses the compiled function and still matches.
+    np.testing.assert_allclose(encode(enc, coords, 0.1), enc(coords, alpha=0.1), atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"bbox_min": (0.0, 0.0), "bbox_max": (1.0,)}, "same length"),
+        ({"bbox_min": (0.0,) * 5, "bbox_max": (1.0,) * 5}, "1 to 4"),
+        ({"bbox_min": (0.0, 1.0), "bbox_max": (1.0, 1.0)}, "bbox_max must be > bbox_min"),
+        ({"base_resolution": 64, "finest_resolution": 32}, "base_resolution must be <="),
+        ({"base_resolution": (4, 4, 4)}, "base_resolution must be an int or a sequence of 2"),
+        ({"base_resolution": 2.5}, "base_resolution must contain integers"),
+        ({"finest_resolution": 0}, "finest_resolution must contain positive"),
+        ({"num_levels": 0}, "num_levels must be >= 1"),
+        ({"features_per_level": 0}, "features_per_level must be >= 1"),
+        ({"log2_table_size": 31}, "log2_table_size"),
+    ],
+)
+def test_constructor_errors(kwargs, match):
+    args = {
+        "bbox_min": (0.0, 0.0),
+        "bbox_max": (1.0, 1.0),
+        "base_resolution": 4,
+        "finest_resolution": 16,
+        "key": jax.random.key(0),
+    } | kwargs
+    with pytest.raises(ValueError, match=match):
+        HashGridEncoding(args.pop("bbox_min"), args.pop("bbox_max"), **args)
+
+
+def test_call_errors():
+    enc = make_encoding(2, 3, 12, 3)
+    with pytest.raises(
+        ValueError, match=r"coords must have shape \(\*batch, 2\), got shape \(5, 3\)"
+    ):
+        enc(jnp.zeros((5, 3)))
+    with pytest.raises(ValueError, match="coords must have shape"):
+        enc(jnp.float32(0.0))

@@ -1,0 +1,96 @@
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstm.config import FieldConfig, ModelConfig
+from nstm.model import make_model, motion_fields, param_labels, render_scenes
+
+SMALL = ModelConfig(
+    scene=FieldConfig(coarsest_cell_px=8.0, finest_cell_px=2.0, log2_table_size=12, mlp_width=16),
+    motion=FieldConfig(num_levels=2, coarsest_cell_px=16.0, finest_cell_px=8.0, mlp_width=8),
+)
+
+
+def small_model(grid=(20, 24), channels=2, key=0, config=SMALL):
+    return make_model(config, grid_shape=grid, channels=channels, num_times=4,
+                      key=jax.random.key(key))
+
+
+def randomize_motion(model, key=1):
+    """Give the zero-initialized motion output layer random weights."""
+    mlp = model.motion_mlp
+    keys = jax.random.split(jax.random.key(key), 2)
+    w = 0.1 * jax.random.normal(keys[0], mlp.weights[-1].shape)
+    b = 0.1 * jax.random.normal(keys[1], mlp.biases[-1].shape)
+    return eqx.tree_at(lambda m: (m.motion_mlp.weights[-1], m.motion_mlp.biases[-1]), model, (w, b))
+
+
+def test_initial_motion_is_zero_so_the_scene_does_not_depend_on_time():
+    model = small_model()
+    scenes = model.render(jnp.array([-1.0, 0.3, 1.0]))
+    assert scenes.shape == (3, 20, 24, 2)
+    np.testing.assert_array_equal(scenes[0], scenes[1])
+    np.testing.assert_array_equal(motion_fields(model, [0.5]), 0.0)
+
+
+def test_scene_is_canonical_scene_read_at_displaced_coordinates():
+    model = randomize_motion(small_model())
+    r = jnp.array([[3.0, 4.0], [10.5, 7.25]])
+    d = model.displacement(r, 0.4)
+    np.testing.assert_allclose(model(r, 0.4), model.canonical(r + d), rtol=1e-6)
+    assert np.abs(np.asarray(d)).max() > 0
+
+
+def test_displacement_is_in_pixels_scaled_by_displacement_scale():
+    model = randomize_motion(small_model())
+    doubled = dataclasses.replace(SMALL, displacement_scale_px=16.0)
+    model2 = randomize_motion(small_model(config=doubled))
+    r = jnp.array([[5.0, 6.0]])
+    np.testing.assert_allclose(model2.displacement(r, 0.1), 2 * model.displacement(r, 0.1),
+                               rtol=1e-6)
+
+
+def test_chunked_render_equals_single_pass_and_batch_equals_vmap():
+    model = randomize_motion(small_model())
+    times = np.array([-1.0, -0.2, 0.9], np.float32)
+    full = np.asarray(model.render(times))
+    np.testing.assert_allclose(render_scenes(model, times, chunk_points=37), full, atol=1e-6)
+    coords = model.grid_coords()[:10]
+    batched = model(coords, 0.3)
+    single = jax.vmap(lambda r: model(r, 0.3))(coords)
+    np.testing.assert_allclose(batched, single, atol=1e-6)
+    motion = motion_fields(model, times, chunk_points=50)
+    assert motion.shape == (3, 20, 24, 2)
+
+
+def test_render_rejects_times_outside_unit_interval():
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        render_scenes(small_model(), [0.0, 1.5])
+
+
+def test_scene_resolution_follows_system_bandwidth():
+    coarse = make_model(ModelConfig(), grid_shape=(64, 64), channels=2,
+                        bandwidth_cycles_per_px=0.125, key=jax.random.key(0))
+    fine = make_model(ModelConfig(), grid_shape=(64, 64), channels=2,
+                      bandwidth_cycles_per_px=0.45, key=jax.random.key(0))
+    extent = 63 + 2 * ModelConfig().scene.bbox_margin_px
+    # Finest cell = 1 / (2 * bandwidth) px: Nyquist for what the system transmits.
+    assert coarse.scene_encoding.level_resolutions[-1][0] == int(np.ceil(extent / 4.0))
+    assert fine.scene_encoding.level_resolutions[-1][0] == int(np.ceil(extent * 0.9))
+
+
+def test_param_labels_split_scene_and_motion():
+    model = small_model()
+    labels = param_labels(eqx.filter(model, eqx.is_array))
+    assert set(jax.tree_util.tree_leaves(labels.motion_mlp)) == {"motion"}
+    assert set(jax.tree_util.tree_leaves(labels.motion_encoding)) == {"motion"}
+    assert set(jax.tree_util.tree_leaves(labels.scene_mlp)) == {"scene"}
+
+
+def test_volume_model_renders_3d_grid():
+    model = make_model(SMALL, grid_shape=(3, 8, 10), channels=1, key=jax.random.key(0))
+    assert model.render(jnp.array([0.0])).shape == (1, 3, 8, 10, 1)
