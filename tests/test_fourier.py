@@ -78,7 +78,7 @@ def test_errors():
         FourierFeatureEncoding((0.0, 0.0), (1.0,))
     with pytest.raises(ValueError, match="bbox_max must be > bbox_min"):
         FourierFeatureEncoding((0.0,), (0.0,))
-    with pytest.raises(ValueError, match="num_levels must be >= 1"):
+    with pytest.raises(ValueError, match="num_levels must be an integer >= 1, got 0"):
         FourierFeatureEncoding((0.0,), (1.0,), num_levels=0)
     enc = FourierFeatureEncoding((0.0, 0.0), (1.0, 1.0))
     with pytest.raises(

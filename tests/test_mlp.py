@@ -6,6 +6,8 @@ import pytest
 
 from nstm.model.mlp import MLP
 
+ACTIVATIONS = ["relu", "gelu", "elu", "silu", "tanh"]
+
 
 def numpy_forward(mlp, x):
     acts = {
@@ -27,62 +29,65 @@ def test_shapes_and_init():
     mlp = MLP(5, 3, width=16, depth=2, key=jax.random.key(0))
     assert [w.shape for w in mlp.weights] == [(5, 16), (16, 16), (16, 3)]
     assert [b.shape for b in mlp.biases] == [(16,), (16,), (3,)]
-    assert all(w.dtype == jnp.float32 for w in mlp.weights)
+    assert all(w.dtype == jnp.float32 for w in mlp.weights + mlp.biases)
     assert all(np.all(np.asarray(b) == 0) for b in mlp.biases)
-    for w in mlp.weights:
-        fan_in, fan_out = w.shape
-        limit = np.sqrt(6 / (fan_in + fan_out))
-        assert np.abs(np.asarray(w)).max() <= limit and np.asarray(w).std() > limit / 4
-    assert (mlp.in_size, mlp.out_size, mlp.depth) == (5, 3, 2)
+    for w in map(np.asarray, mlp.weights):
+        limit = np.sqrt(6 / sum(w.shape))  # Glorot uniform: U[-limit, limit]
+        assert np.abs(w).max() <= limit and w.std() > limit / 4
+    assert (mlp.in_size, mlp.out_size, mlp.depth, mlp.activation) == (5, 3, 2, "gelu")
     assert mlp(jnp.zeros((2, 7, 5))).shape == (2, 7, 3)
     assert mlp(jnp.zeros(5)).shape == (3,)
 
-    linear = MLP(4, 2, depth=0, key=jax.random.key(0))
-    assert [w.shape for w in linear.weights] == [(4, 2)]
+    linear = MLP(5, 3, depth=0, key=jax.random.key(0))
+    assert [w.shape for w in linear.weights] == [(5, 3)]
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    np.testing.assert_allclose(linear(x), x @ np.asarray(linear.weights[0]), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("activation", ["relu", "gelu", "elu", "silu", "tanh"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_matches_numpy_forward(activation):
-    mlp = MLP(6, 4, width=8, depth=2, activation=activation, key=jax.random.key(1))
+    mlp = MLP(5, 3, width=16, depth=2, activation=activation, key=jax.random.key(1))
     # Random biases so that the bias path is exercised too.
-    keys = jax.random.split(jax.random.key(2), 3)
-    mlp = eqx.tree_at(
-        lambda m: m.biases,
-        mlp,
-        tuple(jax.random.normal(k, b.shape) for k, b in zip(keys, mlp.biases, strict=True)),
-    )
-    x = np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    biases = tuple(jnp.asarray(rng.normal(size=b.shape), jnp.float32) for b in mlp.biases)
+    mlp = eqx.tree_at(lambda m: m.biases, mlp, biases)
+    x = rng.normal(size=(10, 5)).astype(np.float32)
     np.testing.assert_allclose(mlp(x), numpy_forward(mlp, x), rtol=1e-5, atol=1e-5)
 
 
 def test_zero_init_output():
-    mlp = MLP(3, 2, width=8, depth=2, zero_init_output=True, key=jax.random.key(0))
-    x = jax.random.normal(jax.random.key(1), (32, 3))
+    mlp = MLP(5, 3, width=16, depth=2, zero_init_output=True, key=jax.random.key(0))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(32, 5)), jnp.float32)
     assert np.all(np.asarray(mlp(x)) == 0)
     assert np.all(np.asarray(mlp.weights[-1]) == 0) and np.all(np.asarray(mlp.biases[-1]) == 0)
-    grads = jax.grad(lambda m: jnp.sum(m(x) * jnp.arange(1.0, 3.0)))(mlp)
+    grads = eqx.filter_jit(jax.grad(lambda m: jnp.sum(m(x) * jnp.arange(1.0, 4.0))))(mlp)
     assert np.any(np.asarray(grads.weights[-1]) != 0)
-    np.testing.assert_allclose(grads.biases[-1], [32.0, 64.0])
+    np.testing.assert_allclose(grads.biases[-1], [32.0, 64.0, 96.0])
     # Gradients cannot reach the hidden layers through a zero output layer.
     assert np.all(np.asarray(grads.weights[0]) == 0)
 
 
 def test_batch_equals_vmap():
-    mlp = MLP(4, 3, width=8, depth=3, activation="silu", key=jax.random.key(3))
-    x = jax.random.normal(jax.random.key(4), (5, 6, 4))
-    np.testing.assert_allclose(mlp(x), jax.vmap(jax.vmap(mlp))(x), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(eqx.filter_jit(lambda m, x: m(x))(mlp, x), mlp(x), atol=1e-6)
+    mlp = MLP(5, 3, width=16, depth=2, activation="silu", key=jax.random.key(3))
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(6, 7, 5)), jnp.float32)
+    batched = mlp(x)
+    vmapped = eqx.filter_jit(jax.vmap(jax.vmap(mlp)))(x)
+    np.testing.assert_allclose(vmapped, batched, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(eqx.filter_jit(lambda m, x: m(x))(mlp, x), batched, atol=1e-6)
 
 
 def test_errors():
+    key = jax.random.key(0)
     with pytest.raises(ValueError, match="activation must be one of"):
-        MLP(2, 2, activation="swish", key=jax.random.key(0))
-    with pytest.raises(ValueError, match="depth must be an integer >= 0"):
-        MLP(2, 2, depth=-1, key=jax.random.key(0))
-    with pytest.raises(ValueError, match="width must be an integer >= 1"):
-        MLP(2, 2, width=0, key=jax.random.key(0))
-    with pytest.raises(ValueError, match="in_size must be an integer >= 1"):
-        MLP(2.5, 2, key=jax.random.key(0))
-    mlp = MLP(3, 2, key=jax.random.key(0))
-    with pytest.raises(ValueError, match=r"x must have shape \(\*batch, 3\), got shape \(7, 4\)"):
+        MLP(2, 2, activation="swish", key=key)
+    with pytest.raises(ValueError, match="depth must be an integer >= 0, got -1"):
+        MLP(2, 2, depth=-1, key=key)
+    with pytest.raises(ValueError, match="width must be an integer >= 1, got 0"):
+        MLP(2, 2, width=0, key=key)
+    with pytest.raises(ValueError, match="in_size must be an integer >= 1, got 2.5"):
+        MLP(2.5, 2, key=key)
+    mlp = MLP(5, 3, width=16, depth=2, key=key)
+    with pytest.raises(ValueError, match=r"x must have shape \(\*batch, 5\), got shape \(7, 4\)"):
         mlp(jnp.zeros((7, 4)))
+    with pytest.raises(ValueError, match="x must have shape"):
+        mlp(jnp.float32(1.0))

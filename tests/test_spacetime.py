@@ -16,8 +16,9 @@ SMALL = ModelConfig(
 
 
 def small_model(grid=(20, 24), channels=2, key=0, config=SMALL):
-    return make_model(config, grid_shape=grid, channels=channels, num_times=4,
-                      key=jax.random.key(key))
+    return make_model(
+        config, grid_shape=grid, channels=channels, num_times=4, key=jax.random.key(key)
+    )
 
 
 def randomize_motion(model, key=1):
@@ -50,8 +51,9 @@ def test_displacement_is_in_pixels_scaled_by_displacement_scale():
     doubled = dataclasses.replace(SMALL, displacement_scale_px=16.0)
     model2 = randomize_motion(small_model(config=doubled))
     r = jnp.array([[5.0, 6.0]])
-    np.testing.assert_allclose(model2.displacement(r, 0.1), 2 * model.displacement(r, 0.1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model2.displacement(r, 0.1), 2 * model.displacement(r, 0.1), rtol=1e-6
+    )
 
 
 def test_chunked_render_equals_single_pass_and_batch_equals_vmap():
@@ -73,10 +75,20 @@ def test_render_rejects_times_outside_unit_interval():
 
 
 def test_scene_resolution_follows_system_bandwidth():
-    coarse = make_model(ModelConfig(), grid_shape=(64, 64), channels=2,
-                        bandwidth_cycles_per_px=0.125, key=jax.random.key(0))
-    fine = make_model(ModelConfig(), grid_shape=(64, 64), channels=2,
-                      bandwidth_cycles_per_px=0.45, key=jax.random.key(0))
+    coarse = make_model(
+        ModelConfig(),
+        grid_shape=(64, 64),
+        channels=2,
+        bandwidth_cycles_per_px=0.125,
+        key=jax.random.key(0),
+    )
+    fine = make_model(
+        ModelConfig(),
+        grid_shape=(64, 64),
+        channels=2,
+        bandwidth_cycles_per_px=0.45,
+        key=jax.random.key(0),
+    )
     extent = 63 + 2 * ModelConfig().scene.bbox_margin_px
     # Finest cell = 1 / (2 * bandwidth) px: Nyquist for what the system transmits.
     assert coarse.scene_encoding.level_resolutions[-1][0] == int(np.ceil(extent / 4.0))

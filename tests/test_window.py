@@ -69,7 +69,9 @@ def test_differentiable_in_alpha():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="num_levels"):
+    with pytest.raises(ValueError, match="num_levels must be an integer >= 1, got 0"):
         coarse_to_fine_window(0.5, 0)
+    with pytest.raises(ValueError, match="num_levels must be an integer >= 1, got 2.0"):
+        coarse_to_fine_window(0.5, 2.0)
     with pytest.raises(ValueError, match="alpha must be a scalar"):
         coarse_to_fine_window(jnp.ones(3), 4)

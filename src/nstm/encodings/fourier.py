@@ -5,15 +5,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import operator
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .hashgrid import _check_int
 from .window import coarse_to_fine_window
 
 __all__ = ["FourierFeatureEncoding"]
@@ -81,9 +83,7 @@ class FourierFeatureEncoding(eqx.Module):
             raise ValueError(
                 f"bbox_max must be > bbox_min on every axis, got bbox_min={lo}, bbox_max={hi}."
             )
-        num_levels = operator.index(num_levels)
-        if num_levels < 1:
-            raise ValueError(f"num_levels must be >= 1, got {num_levels}.")
+        num_levels = _check_int("num_levels", num_levels, 1)
         self.bbox_min = lo
         self.bbox_max = hi
         self.num_levels = num_levels
@@ -125,18 +125,39 @@ class FourierFeatureEncoding(eqx.Module):
             )
         if not jnp.issubdtype(coords.dtype, jnp.floating):
             coords = coords.astype(jnp.float32)
-        lo = jnp.asarray(self.bbox_min, dtype=coords.dtype)
-        hi = jnp.asarray(self.bbox_max, dtype=coords.dtype)
-        u = 2.0 * jnp.clip((coords - lo) / (hi - lo), 0.0, 1.0) - 1.0
+        return _encode(
+            coords,
+            alpha,
+            bbox_min=self.bbox_min,
+            bbox_max=self.bbox_max,
+            num_levels=self.num_levels,
+            include_input=self.include_input,
+        )
 
-        freqs = jnp.asarray(np.pi * 2.0 ** np.arange(self.num_levels), dtype=coords.dtype)
-        phase = u[..., None, :] * freqs[:, None]  # (*batch, L, ndim)
-        # Interleave sin/cos per axis, then flatten level-major -> (*batch, L * 2 * ndim).
-        bands = jnp.stack([jnp.sin(phase), jnp.cos(phase)], axis=-1)
-        if alpha is not None:
-            window = coarse_to_fine_window(alpha, self.num_levels).astype(bands.dtype)
-            bands = bands * window[:, None, None]
-        features = bands.reshape(*coords.shape[:-1], self.num_levels * 2 * self.ndim)
-        if self.include_input:
-            features = jnp.concatenate([u, features], axis=-1)
-        return features
+
+# Jitted so that eager calls compile one program; inside a caller's jit it is inlined.
+@functools.partial(jax.jit, static_argnames=("bbox_min", "bbox_max", "num_levels", "include_input"))
+def _encode(
+    coords: Float[Array, "*batch ndim"],
+    alpha: ArrayLike | None,
+    *,
+    bbox_min: tuple[float, ...],
+    bbox_max: tuple[float, ...],
+    num_levels: int,
+    include_input: bool,
+) -> Float[Array, "*batch out"]:
+    lo = jnp.asarray(bbox_min, dtype=coords.dtype)
+    hi = jnp.asarray(bbox_max, dtype=coords.dtype)
+    u = 2.0 * jnp.clip((coords - lo) / (hi - lo), 0.0, 1.0) - 1.0
+
+    freqs = jnp.asarray(np.pi * 2.0 ** np.arange(num_levels), dtype=coords.dtype)
+    phase = u[..., None, :] * freqs[:, None]  # (*batch, L, ndim)
+    # Interleave sin/cos per axis, then flatten level-major -> (*batch, L * 2 * ndim).
+    bands = jnp.stack([jnp.sin(phase), jnp.cos(phase)], axis=-1)
+    if alpha is not None:
+        window = coarse_to_fine_window(alpha, num_levels).astype(bands.dtype)
+        bands = bands * window[:, None, None]
+    features = bands.reshape(*coords.shape[:-1], num_levels * 2 * coords.shape[-1])
+    if include_input:
+        features = jnp.concatenate([u, features], axis=-1)
+    return features

@@ -28,6 +28,19 @@ HASH_PRIMES: tuple[int, ...] = (1, 2654435761, 805459861, 3674653429)
 _MAX_LOG2_TABLE_SIZE = 30  # keeps dense vertex indices within int32
 
 
+def _check_int(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int ``>= minimum``, or a ValueError naming ``name``."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        out = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.") from None
+    if out < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {out}.")
+    return out
+
+
 def _as_resolution(value: Sequence[int] | int, ndim: int, name: str) -> tuple[int, ...]:
     """Broadcast an int or per-axis sequence of ints to a tuple of ``ndim`` positive ints."""
     values = [value] * ndim if np.ndim(value) == 0 else list(value)  # type: ignore[arg-type]
@@ -186,14 +199,10 @@ class HashGridEncoding(eqx.Module):
             raise ValueError(
                 f"bbox_max must be > bbox_min on every axis, got bbox_min={lo}, bbox_max={hi}."
             )
-        num_levels = operator.index(num_levels)
-        if num_levels < 1:
-            raise ValueError(f"num_levels must be >= 1, got {num_levels}.")
-        features_per_level = operator.index(features_per_level)
-        if features_per_level < 1:
-            raise ValueError(f"features_per_level must be >= 1, got {features_per_level}.")
-        log2_table_size = operator.index(log2_table_size)
-        if not 1 <= log2_table_size <= _MAX_LOG2_TABLE_SIZE:
+        num_levels = _check_int("num_levels", num_levels, 1)
+        features_per_level = _check_int("features_per_level", features_per_level, 1)
+        log2_table_size = _check_int("log2_table_size", log2_table_size, 1)
+        if log2_table_size > _MAX_LOG2_TABLE_SIZE:
             raise ValueError(
                 f"log2_table_size must be in [1, {_MAX_LOG2_TABLE_SIZE}], got {log2_table_size}."
             )

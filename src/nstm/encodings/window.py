@@ -10,9 +10,11 @@ network from fitting high-frequency noise before the coarse motion is found.
 
 from __future__ import annotations
 
-import operator
+import functools
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 __all__ = ["coarse_to_fine_window"]
@@ -69,16 +71,23 @@ def coarse_to_fine_window(alpha: ArrayLike | None, num_levels: int) -> Float[Arr
     >>> coarse_to_fine_window(0.5, 4)
     Array([1. , 1. , 0.5, 0. ], dtype=float32)
     """
-    num_levels = operator.index(num_levels)
+    if isinstance(num_levels, bool) or not isinstance(num_levels, int | np.integer):
+        raise ValueError(f"num_levels must be an integer >= 1, got {num_levels!r}.")
     if num_levels < 1:
-        raise ValueError(f"num_levels must be >= 1, got {num_levels}.")
-    if alpha is None or num_levels == 1:
-        return jnp.ones((num_levels,), dtype=jnp.float32)
-    alpha = jnp.asarray(alpha, dtype=jnp.float32)
-    if alpha.ndim != 0:
-        raise ValueError(f"alpha must be a scalar, got an array of shape {alpha.shape}.")
+        raise ValueError(f"num_levels must be an integer >= 1, got {num_levels}.")
+    num_levels = int(num_levels)
+    if alpha is None:
+        return jnp.ones((num_levels,), jnp.float32)
+    if jnp.ndim(alpha) != 0:
+        raise ValueError(f"alpha must be a scalar, got an array of shape {jnp.shape(alpha)}.")
+    return _window(alpha, num_levels)
+
+
+# Jitted so that eager calls (e.g. logging the window) compile once per num_levels.
+@functools.partial(jax.jit, static_argnums=1)
+def _window(alpha: ArrayLike, num_levels: int) -> Float[Array, " num_levels"]:
     levels = jnp.arange(num_levels, dtype=jnp.float32)
-    ramp = jnp.clip(alpha * (num_levels - 1) - (levels - 1), 0.0, 1.0)
+    ramp = jnp.clip(jnp.asarray(alpha, jnp.float32) * (num_levels - 1) - (levels - 1), 0.0, 1.0)
     window = 0.5 * (1.0 - jnp.cos(jnp.pi * ramp))
-    # The cosine ramp gives level 0 a weight < 1 for alpha < 0; pin it on.
+    # The ramp gives level 0 a weight < 1 for alpha < 0; pin it on.
     return jnp.where(levels == 0, 1.0, window)

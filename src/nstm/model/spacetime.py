@@ -86,7 +86,7 @@ class SpaceTimeModel(eqx.Module):
         return jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.ndim)
 
     def render(
-        self, times: Float[ArrayLike, "times"], *, alpha=None
+        self, times: Float[ArrayLike, " times"], *, alpha=None
     ) -> Float[Array, "times *grid channels"]:
         """Render the whole grid at each time in one pass (the training path).
 

@@ -27,8 +27,8 @@ from jaxtyping import Array, Complex, Float, Int
 
 from ..io.dpc_data import DPCData, load_dpc
 from .base import AbstractImagingSystem
-from .registry import SystemSpec
 from .optics import pupil, transfer_functions
+from .registry import SystemSpec
 from .tikhonov import tikhonov_dpc
 
 

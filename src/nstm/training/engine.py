@@ -174,7 +174,12 @@ def fit(
 
     start = time.perf_counter()
     bar = tqdm(
-        total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True
+        total=config.steps,
+        initial=step,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=1.0,
     )
     try:
         while step < last:

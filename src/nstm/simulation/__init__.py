@@ -1,0 +1,1 @@
+"""Simulated moving samples with ground truth: phantoms, motion, noise, image formation."""

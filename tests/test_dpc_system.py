@@ -1,0 +1,85 @@
+"""The DPC imaging system: forward model, padding, sources on the padded grid, validation."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstm.io.dpc_data import DPCData
+from nstm.systems.dpc import DPC, DPCConfig, resample_sources
+from nstm.systems.optics import apply_transfer_functions, dpc_sources, pupil, transfer_functions
+
+OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
+
+
+def make_data(shape=(40, 52), frames=4, seed=0):
+    rng = np.random.default_rng(seed)
+    sources = dpc_sources(shape, na_illum=0.25, **OPTICS)
+    return DPCData(
+        images=0.01 * rng.standard_normal((frames, *shape)).astype(np.float32),
+        sources=sources[:frames],
+        times=np.linspace(-1, 1, frames, dtype=np.float32),
+        na=0.25,
+        **OPTICS,
+    )
+
+
+@pytest.mark.parametrize("pad", [0, 6])
+def test_forward_is_the_linear_model_of_that_frame_only(pad):
+    data = make_data()
+    system = DPC.from_data(data, DPCConfig(pad_px=pad))
+    assert system.grid_shape == (40 + 2 * pad, 52 + 2 * pad)
+    rng = np.random.default_rng(1)
+    scene = rng.standard_normal((1, *system.grid_shape, 2)).astype(np.float32)
+    hu, hp = np.asarray(system.absorption_tf), np.asarray(system.phase_tf)
+    expected = apply_transfer_functions(scene[0, ..., 0], scene[0, ..., 1], hu, hp)
+    for k in range(4):
+        got = np.asarray(system.forward(jnp.asarray(scene), jnp.asarray(k)))
+        np.testing.assert_allclose(got, expected[k][system.fov], atol=2e-5)
+
+
+def test_padded_transfer_functions_keep_the_dpc_identities():
+    system = DPC.from_data(make_data(), DPCConfig(pad_px=10))
+    hu = np.asarray(system.absorption_tf)
+    np.testing.assert_allclose(hu[:, 0, 0].real, 2.0, atol=1e-5)  # absorption TF = 2 at DC
+    shape = system.grid_shape
+    direct = transfer_functions(
+        dpc_sources(shape, na_illum=0.25, **OPTICS), pupil(shape, na=0.25, **OPTICS)
+    )[0]
+    # Resampled sources agree with sources drawn on the padded grid except on a few rim pixels.
+    assert np.mean(np.abs(hu - direct)) < 0.02
+
+
+def test_resample_sources_is_identity_on_same_grid_and_nearest_otherwise():
+    s = dpc_sources((16, 20), na_illum=0.25, **OPTICS)
+    assert resample_sources(s, (16, 20)) is s
+    big = resample_sources(s, (32, 40))
+    np.testing.assert_array_equal(big[:, ::2, ::2], s)
+
+
+def test_shifting_the_sample_shifts_the_image():
+    system = DPC.from_data(make_data(shape=(32, 32)), DPCConfig(pad_px=0))
+    rng = np.random.default_rng(2)
+    scene = rng.standard_normal((1, 32, 32, 2)).astype(np.float32)
+    image = np.asarray(system.forward(jnp.asarray(scene), jnp.asarray(1)))
+    shifted = np.roll(scene, (3, -5), axis=(1, 2))
+    image2 = np.asarray(system.forward(jnp.asarray(shifted), jnp.asarray(1)))
+    np.testing.assert_allclose(image2, np.roll(image, (3, -5), axis=(0, 1)), atol=2e-5)
+
+
+def test_loss_margin_and_regularizers():
+    data = make_data()
+    system = DPC.from_data(data, DPCConfig(pad_px=0, loss_margin_px=3, phase_l2_weight=0.5))
+    scene = jnp.zeros((1, *system.grid_shape, 2))
+    residual = -np.asarray(data.images[0])[3:-3, 3:-3]
+    np.testing.assert_allclose(
+        system.data_loss(scene, jnp.asarray(0)), np.mean(residual**2), rtol=1e-5
+    )
+    phase = scene.at[..., 1].set(2.0)
+    np.testing.assert_allclose(system.regularization(phase), 0.5 * 4.0, rtol=1e-6)
+
+
+def test_bad_config_values_name_the_field():
+    with pytest.raises(ValueError, match="pad_px"):
+        DPC.from_data(make_data(), DPCConfig(pad_px=-1))
+    with pytest.raises(ValueError, match="loss_margin_px"):
+        DPC.from_data(make_data(), DPCConfig(loss_margin_px=30))
