@@ -47,14 +47,15 @@ _CORRELATION_RTOL = 1e-10
 # validation helpers
 # --------------------------------------------------------------------------------------------
 def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    message = f"shape: expected a tuple (H, W) of two positive ints, got {shape!r}"
     try:
-        dims = tuple(int(d) for d in shape)
-        exact = all(int(d) == d for d in shape)
+        height, width = shape
+        dims = (int(height), int(width))
     except (TypeError, ValueError):
-        raise TypeError(f"shape: expected a tuple (H, W) of positive ints, got {shape!r}") from None
-    if len(dims) != 2 or not exact or min(dims) < 1:
-        raise ValueError(f"shape: expected a tuple (H, W) of positive ints, got {shape!r}")
-    return dims  # type: ignore[return-value]
+        raise ValueError(message) from None
+    if dims != (height, width) or min(dims) < 1:
+        raise ValueError(message)
+    return dims
 
 
 def _check_positive(name: str, value: float, unit: str) -> float:

@@ -43,10 +43,17 @@ class _NormalEquations:
         self.hu_conj = np.conj(self.hu)
         self.hp_conj = np.conj(self.hp)
         self.regs = (reg_absorption, reg_phase)
-        self.a11 = np.sum(np.abs(self.hu) ** 2, axis=0) + reg_absorption
-        self.a22 = np.sum(np.abs(self.hp) ** 2, axis=0) + reg_phase
+        gram_uu = np.sum(np.abs(self.hu) ** 2, axis=0)
+        gram_pp = np.sum(np.abs(self.hp) ** 2, axis=0)
+        self.a11 = gram_uu + reg_absorption
+        self.a22 = gram_pp + reg_phase
         self.a12 = np.sum(self.hu_conj * self.hp, axis=0)
-        self.det = self.a11 * self.a22 - np.abs(self.a12) ** 2
+        # det = (Gram determinant >= 0) + the regularization terms, added exactly: the direct
+        # a11 a22 - |a12|^2 cancels catastrophically for tiny regs where Hu and Hp are parallel.
+        gram_det = np.maximum(gram_uu * gram_pp - np.abs(self.a12) ** 2, 0.0)
+        self.det = (
+            gram_det + reg_absorption * gram_pp + reg_phase * gram_uu + reg_absorption * reg_phase
+        )
         # rfft bins other than column 0 (and the Nyquist column of an even width) stand for
         # two conjugate bins of the full spectrum.
         self.weights = np.full(half, 2.0)
