@@ -58,6 +58,20 @@ def test_absorption_only_sample_looks_the_same_from_opposite_sides():
     assert np.abs(frames).max() > 0.1
 
 
+def test_symmetric_source_shows_weak_phase_only_at_second_order():
+    # A full disc source is symmetric, so Hp = 0: a weak phase object's contrast is O(phi^2).
+    shape = (40, 48)
+    sources, pup = dpc_setup(shape)
+    full_disc = sources[:1] + sources[1:2]
+    phi = smooth_random(shape, 9)
+    contrast = [
+        np.abs(abbe_dpc_images(np.exp(1j * a * phi), full_disc, pup, precision="double")).max()
+        for a in (1e-1, 1e-2)
+    ]
+    assert contrast[0] < 0.005  # a half disc gives ~0.04 here (first order)
+    assert 80 < contrast[0] / contrast[1] < 120  # quadratic in the amplitude
+
+
 def test_shifting_the_sample_shifts_the_images():
     shape = (36, 50)
     sources, pup = dpc_setup(shape)

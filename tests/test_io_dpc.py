@@ -128,7 +128,7 @@ def test_times_rounding_is_clipped():
 
 
 def test_raw_intensities_rejected_by_dpcdata():
-    with pytest.raises(ValueError, match=r"raw intensities.*--normalize"):
+    with pytest.raises(ValueError, match=r"raw intensities.*--system.normalize"):
         make_data(images=1.0 + dpc_images())
 
 
@@ -182,7 +182,7 @@ def test_overrides_win_over_file(tmp_path):
 def test_missing_na_names_key_and_option(tmp_path):
     np.savez(tmp_path / "data.npz", img=dpc_images(), s=half_disc_sources(), wavelength=0.525)
     with pytest.raises(
-        ValueError, match=r"na: not in data.npz \(key 'na'\) and not given; pass --na"
+        ValueError, match=r"na: not in data.npz \(key 'na'\) and not given; pass --system.na"
     ):
         load_dpc(tmp_path / "data.npz", pixel_size_um=PIXEL_SIZE_UM)
 
@@ -232,7 +232,7 @@ def test_tiff_stack_with_sources_from_npy(tmp_path):
     np.testing.assert_array_equal(data.sources, half_disc_sources())
     with pytest.raises(ValueError, match="sources: TIFF stacks carry no source maps"):
         load_dpc(tmp_path / "stack.tif", **params)
-    with pytest.raises(ValueError, match=r"na: not stored in TIFF and not given; pass --na"):
+    with pytest.raises(ValueError, match=r"na: not stored in TIFF and not given; pass --system.na"):
         load_dpc(
             tmp_path / "stack.tif", sources=tmp_path / "s.npy", wavelength_um=0.5, pixel_size_um=0.4
         )

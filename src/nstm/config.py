@@ -86,9 +86,9 @@ class TrainConfig:
     """Fraction of the run over which the encoding levels open (alpha = step / anneal_steps)."""
     frames_per_step: int | None = None
     """Measurements fitted per step; None uses all of them."""
-    scene_lr: float = 5e-3
+    scene_lr: float = 4e-2
     """Initial learning rate of the scene network."""
-    motion_lr: float = 2e-3
+    motion_lr: float = 8e-3
     """Initial learning rate of the motion network."""
     final_lr_fraction: float = 0.1
     """Both learning rates decay exponentially to this fraction of their initial value."""

@@ -12,11 +12,12 @@ import dataclasses
 
 from .config import FieldConfig, ModelConfig, TrainConfig
 from .runs import RunConfig
+from .systems.dpc import DPCConfig
 from .systems.registry import get_system
 
 
 def _paper(system_config):
-    if dataclasses.is_dataclass(system_config) and type(system_config).__name__ == "DPCConfig":
+    if isinstance(system_config, DPCConfig):
         system_config = dataclasses.replace(
             system_config,
             pad_px=0,

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import equinox as eqx
 import jax
 import numpy as np
 import yaml
@@ -117,15 +118,9 @@ def load_run(run_dir: str | Path) -> tuple[SpaceTimeModel, AbstractImagingSystem
     system = spec.load(Path(info["data"]), config.system)
     model = build_model(system, config.model, config.train.seed)
     optimizer = make_optimizer(model, config.train)
-    like = (model, optimizer.init(_arrays(model)))
+    like = (model, optimizer.init(eqx.filter(model, eqx.is_array)))
     (model, _), _, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, like)
     return model, system, config
-
-
-def _arrays(model):
-    import equinox as eqx
-
-    return eqx.filter(model, eqx.is_array)
 
 
 def write_baseline(out: str | Path, system: AbstractImagingSystem) -> dict[str, np.ndarray]:

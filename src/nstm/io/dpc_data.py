@@ -43,9 +43,9 @@ _CENTRED_RATIO = 0.8
 
 # Physical parameter -> (npz key, CLI option) used in "missing value" messages.
 _PARAMS = {
-    "wavelength_um": ("wavelength", "--wavelength-um"),
-    "pixel_size_um": ("pixel_size", "--pixel-size-um"),
-    "na": ("na", "--na"),
+    "wavelength_um": ("wavelength", "--system.wavelength-um"),
+    "pixel_size_um": ("pixel_size", "--system.pixel-size-um"),
+    "na": ("na", "--system.na"),
 }
 
 
@@ -282,13 +282,13 @@ def load_dpc(
         src = stored["s"]
     elif suffix == ".npz":
         raise ValueError(
-            f"sources: not in {path.name} (key 's') and not given; pass sources= (CLI: --sources "
-            "path.npy) with shape (frames, H, W) on the unshifted FFT grid"
+            f"sources: not in {path.name} (key 's') and not given; pass sources= "
+            "(CLI: --system.sources path.npy) with shape (frames, H, W) on the unshifted FFT grid"
         )
     else:
         raise ValueError(
             f"sources: TIFF stacks carry no source maps; pass sources= (an array or a "
-            f".npy/.npz/.tif path, CLI: --sources) with shape (frames, H, W) = "
+            f".npy/.npz/.tif path, CLI: --system.sources) with shape (frames, H, W) = "
             f"{np.shape(images)} on the unshifted FFT grid"
         )
 
@@ -447,7 +447,8 @@ def _normalize_by_frame_mean(images: Any) -> np.ndarray:
     if arr.min() < 0:
         raise ValueError(
             f"images: normalize=True expects raw non-negative intensities, got min "
-            f"{arr.min():.3g}; the data look already zero-centred -- drop normalize / --normalize"
+            f"{arr.min():.3g}; the data look already zero-centred -- drop normalize "
+            "(--system.normalize)"
         )
     means = arr.mean(axis=(1, 2))
     if (dark := np.flatnonzero(means <= 0)).size:
@@ -498,7 +499,7 @@ def _check_zero_centred(images: np.ndarray) -> None:
         raise ValueError(
             f"images: look like raw intensities (all values > 0, frame means "
             f"{means.min():.3g}..{means.max():.3g}); expected zero-centred DPC frames "
-            "I / I_background - 1: pass normalize=True (CLI: --normalize) to load_dpc, or "
+            "I / I_background - 1: pass normalize=True (CLI: --system.normalize) to load_dpc, or "
             "divide by the background yourself"
         )
 
