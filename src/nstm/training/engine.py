@@ -197,7 +197,9 @@ def fit(
             model, opt_state = new_model, new_opt_state
             step += 1
             if step % config.log_every == 0 or step == config.steps:
-                history.append({"step": step, **{k: float(v) for k, v in stats.items()}})
+                history.append(
+                    {"step": step, **{k: float(stats[k]) for k in ("loss", "data", "reg", "alpha")}}
+                )
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3e}", alpha=f"{float(stats['alpha']):.2f}")
             if step % config.checkpoint_every == 0 and step < last:
