@@ -12,8 +12,19 @@ TINY = ["--model.scene.mlp-width", "16", "--model.scene.log2-table-size", "12"]
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
-    args = ["simulate", "dpc", "--out", str(out), "--sim.shape", "32", "40",
-            "--sim.canvas-margin-px", "8", "--sim.phantom", "cells"]
+    args = [
+        "simulate",
+        "dpc",
+        "--out",
+        str(out),
+        "--sim.shape",
+        "32",
+        "40",
+        "--sim.canvas-margin-px",
+        "8",
+        "--sim.phantom",
+        "cells",
+    ]
     assert main(args) == 0
     return out
 
@@ -27,23 +38,47 @@ def test_simulate_writes_the_input_layout_and_ground_truth(data):
 
 def test_reconstruct_writes_every_output_then_resume_and_render(data, tmp_path):
     run = tmp_path / "run"
-    args = ["reconstruct", "dpc", str(data / "data.npz"), "--out", str(run), "--steps", "6",
-            "--quiet", "--train.checkpoint-every", "3", *TINY]
+    args = [
+        "reconstruct",
+        "dpc",
+        str(data / "data.npz"),
+        "--out",
+        str(run),
+        "--steps",
+        "6",
+        "--quiet",
+        "--train.checkpoint-every",
+        "3",
+        *TINY,
+    ]
     assert main(args) == 0
     rec = np.load(run / "reconstruction.npz")
     assert rec["phase"].shape == (4, 32, 40) and rec["absorption"].shape == (4, 32, 40)
     assert rec["motion"].shape == (4, 32, 40, 2) and rec["times"].shape == (4,)
     base = np.load(run / "baseline.npz")
     assert base["phase"].shape == (32, 40)
-    for name in ("comparison.png", "motion.png", "loss.png", "video_phase.gif", "config.yaml",
-                 "loss.csv", "checkpoint.eqx", "reconstruction_phase.tif", "baseline_phase.tif"):
+    for name in (
+        "comparison.png",
+        "motion.png",
+        "loss.png",
+        "video_phase.gif",
+        "config.yaml",
+        "loss.csv",
+        "checkpoint.eqx",
+        "reconstruction_phase.tif",
+        "baseline_phase.tif",
+    ):
         assert (run / name).is_file(), name
     assert tifffile.imread(run / "reconstruction_phase.tif").shape == (4, 32, 40)
     # A second run into the same folder without --resume is refused...
     assert main(args) == 2
     # ...and --resume continues it (nothing left to do: still 6 steps).
-    assert main(["reconstruct", "dpc", str(data / "data.npz"), "--out", str(run), "--resume",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            ["reconstruct", "dpc", str(data / "data.npz"), "--out", str(run), "--resume", "--quiet"]
+        )
+        == 0
+    )
     assert main(["render", str(run), "--frames", "5"]) == 0
     assert np.load(run / "interpolated.npz")["phase"].shape == (5, 32, 40)
 
@@ -52,8 +87,19 @@ def test_config_file_and_flags_precedence(data, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  steps: 3\n  scene_lr: 0.5\nsystem:\n  pad_px: 4\n")
     run = tmp_path / "run"
-    args = ["reconstruct", "dpc", str(data / "data.npz"), "--out", str(run), "--config", str(cfg),
-            "--train.scene-lr", "0.01", "--quiet", *TINY]
+    args = [
+        "reconstruct",
+        "dpc",
+        str(data / "data.npz"),
+        "--out",
+        str(run),
+        "--config",
+        str(cfg),
+        "--train.scene-lr",
+        "0.01",
+        "--quiet",
+        *TINY,
+    ]
     assert main(args) == 0
     saved = (run / "config.yaml").read_text()
     assert "steps: 3" in saved and "scene_lr: 0.01" in saved and "pad_px: 4" in saved

@@ -41,8 +41,14 @@ def nstm_phase_psnr(data, truth_phase):
 
 @pytest.mark.slow
 def test_moving_sample_nstm_beats_tikhonov_on_every_frame():
-    sim = DPCSimulationConfig(shape=(SIZE, SIZE), phantom="cells", motion="elastic",
-                              max_displacement_px=4.0, canvas_margin_px=16, seed=3)
+    sim = DPCSimulationConfig(
+        shape=(SIZE, SIZE),
+        phantom="cells",
+        motion="elastic",
+        max_displacement_px=4.0,
+        canvas_margin_px=16,
+        seed=3,
+    )
     data, truth = simulate_dpc(sim)
     system, nstm = nstm_phase_psnr(data, truth["phase"])
     tikhonov = tuned_tikhonov_phase_psnr(system, truth["phase"])
@@ -51,9 +57,15 @@ def test_moving_sample_nstm_beats_tikhonov_on_every_frame():
 
 @pytest.mark.slow
 def test_static_noisy_sample_nstm_within_1db_of_tuned_tikhonov():
-    sim = DPCSimulationConfig(shape=(SIZE, SIZE), phantom="cells", motion="none",
-                              max_displacement_px=0.0, canvas_margin_px=16,
-                              photons_per_pixel=1e4, seed=4)
+    sim = DPCSimulationConfig(
+        shape=(SIZE, SIZE),
+        phantom="cells",
+        motion="none",
+        max_displacement_px=0.0,
+        canvas_margin_px=16,
+        photons_per_pixel=1e4,
+        seed=4,
+    )
     data, truth = simulate_dpc(sim)
     system, nstm = nstm_phase_psnr(data, truth["phase"])
     tikhonov = tuned_tikhonov_phase_psnr(system, truth["phase"])

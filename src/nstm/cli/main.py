@@ -33,14 +33,14 @@ from ..training.engine import NonFiniteLossError, TrainingInterrupted
 USAGE = __doc__
 
 
-def _run_parser(command: str, needs_out: bool = True) -> argparse.ArgumentParser:
+def _run_parser(command: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"nstm {command} SYSTEM",
         add_help=False,
         description="Options below plus every run-config field as a flag (shown after).",
     )
     p.add_argument("data", type=Path, help="measurements: .npz (keys img, s, ...) or TIFF stack")
-    p.add_argument("--out", type=Path, required=needs_out, help="run folder to write")
+    p.add_argument("--out", type=Path, required=True, help="run folder to write")
     p.add_argument("--preset", default="default", help=f"one of {sorted(presets.PRESETS)}")
     p.add_argument("--config", type=Path, help="YAML run config (overrides the preset)")
     p.add_argument("--steps", type=int, help="optimizer steps (same as --train.steps)")
@@ -69,15 +69,20 @@ def _resolve_config(system: str, args, rest: list[str], prog: str) -> RunConfig:
     return tyro.cli(RunConfig[spec.config_cls], default=config, args=rest, prog=prog)
 
 
-def cmd_reconstruct(argv: list[str]) -> int:
-    system, argv = _system_arg("reconstruct", argv)
-    parser = _run_parser("reconstruct")
+def _parse_run(command: str, argv: list[str]):
+    """(system name, the fixed options, the resolved RunConfig) of a reconstruct/baseline call."""
+    system, argv = _system_arg(command, argv)
+    parser = _run_parser(command)
     args, rest = parser.parse_known_args(argv)
-    prog = f"nstm reconstruct {system} DATA --out RUN"
+    prog = f"nstm {command} {system} DATA --out RUN"
     if args.help:
         parser.print_help()
         _resolve_config(system, args, ["--help"], prog)
-    config = _resolve_config(system, args, rest, prog)
+    return system, args, _resolve_config(system, args, rest, prog)
+
+
+def cmd_reconstruct(argv: list[str]) -> int:
+    system, args, config = _parse_run("reconstruct", argv)
     start = time.perf_counter()
     try:
         _, _, result = reconstruct(
@@ -97,14 +102,7 @@ def cmd_reconstruct(argv: list[str]) -> int:
 
 
 def cmd_baseline(argv: list[str]) -> int:
-    system, argv = _system_arg("baseline", argv)
-    parser = _run_parser("baseline")
-    args, rest = parser.parse_known_args(argv)
-    prog = f"nstm baseline {system} DATA --out RUN"
-    if args.help:
-        parser.print_help()
-        _resolve_config(system, args, ["--help"], prog)
-    config = _resolve_config(system, args, rest, prog)
+    system, args, config = _parse_run("baseline", argv)
     sys_obj = get_system(system).load(args.data, config.system)
     write_baseline(args.out, sys_obj)
     print(f"conventional reconstruction written to {args.out}/baseline.npz")
