@@ -36,7 +36,7 @@ USAGE = __doc__
 def _run_parser(command: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"nstm {command} SYSTEM",
-        add_help=False,
+        add_help=False,  # --help is handled in _parse_run: it also lists the config flags
         description="Options below plus every run-config field as a flag (shown after).",
     )
     p.add_argument("data", type=Path, help="measurements: .npz (keys img, s, ...) or TIFF stack")
@@ -46,7 +46,6 @@ def _run_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="optimizer steps (same as --train.steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("-h", "--help", action="store_true")
     return p
 
 
@@ -73,11 +72,17 @@ def _parse_run(command: str, argv: list[str]):
     """(system name, the fixed options, the resolved RunConfig) of a reconstruct/baseline call."""
     system, argv = _system_arg(command, argv)
     parser = _run_parser(command)
-    args, rest = parser.parse_known_args(argv)
     prog = f"nstm {command} {system} DATA --out RUN"
-    if args.help:
+    if "-h" in argv or "--help" in argv:  # help needs no DATA or --out
         parser.print_help()
-        _resolve_config(system, args, ["--help"], prog)
+        print("\nRun-config options (preset < --config < these flags):")
+        tyro.cli(
+            RunConfig[get_system(system).config_cls],
+            args=["--help"],
+            prog=prog,
+            default=presets.preset("default", system),
+        )
+    args, rest = parser.parse_known_args(argv)
     return system, args, _resolve_config(system, args, rest, prog)
 
 
