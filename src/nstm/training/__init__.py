@@ -6,6 +6,5 @@ from .engine import FitResult as FitResult
 from .engine import NonFiniteLossError as NonFiniteLossError
 from .engine import TrainingInterrupted as TrainingInterrupted
 from .engine import fit as fit
-from .engine import init_key as init_key
 from .engine import make_optimizer as make_optimizer
 from .engine import step_loss as step_loss

@@ -19,9 +19,8 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, Int
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
@@ -239,13 +238,3 @@ def _write_loss_log(path: Path, history: list[dict]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(rows) + "\n")
     tmp.replace(path)
-
-
-def init_key(seed: int) -> PRNGKeyArray:
-    """The model-initialization key for a seed."""
-    return jax.random.key(seed)
-
-
-def loss_curve(history: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, losses) arrays from a loss log."""
-    return np.array([h["step"] for h in history]), np.array([h["loss"] for h in history])
