@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import yaml
 
-from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, save_yaml, to_dict
+from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, save_yaml
 from .io.outputs import save_comparison_figure, save_motion_figure, save_tiff, save_video
 from .metrics import psnr_per_frame
 from .model.spacetime import SpaceTimeModel, make_model, motion_fields, render_scenes
@@ -248,7 +248,6 @@ __all__ = [
     "load_run",
     "load_run_config",
     "reconstruct",
-    "to_dict",
     "write_baseline",
     "write_outputs",
     "write_video",
