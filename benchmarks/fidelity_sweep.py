@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--phantom", default="c-elegans")
     ap.add_argument("--motion", default="elastic")
     ap.add_argument("--max-disp", type=float, default=6.0)
+    ap.add_argument("--phase-scale", type=float, default=1.0)
+    ap.add_argument("--photons", type=float, default=1e5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variant", action="append", default=["default:"])
     args = ap.parse_args()
@@ -76,6 +78,8 @@ def main() -> None:
         phantom=args.phantom,
         motion=args.motion,
         max_displacement_px=args.max_disp,
+        phase_scale=args.phase_scale,
+        photons_per_pixel=args.photons,
         seed=args.seed,
     )
     data, truth = simulate_dpc(sim)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nstm.metrics import psnr, psnr_per_frame, ssim
+from nstm.metrics import motion_error, psnr, psnr_per_frame, ssim
 
 
 def _image(shape=(64, 64), seed=0):
@@ -81,3 +81,102 @@ def test_constant_truth_needs_data_range():
 def test_ssim_small_crop_raises():
     with pytest.raises(ValueError, match="7 x 7"):
         ssim(_image((20, 20)), _image((20, 20)), border=8)
+
+
+# --------------------------------------------------------------------------- motion_error
+def _translations(frames=4, shape=(40, 40), step=(3.0, 4.0)):
+    """Uniform translations: frame k is displaced by k * step (px, (dy, dx))."""
+    motion = np.zeros((frames, *shape, 2))
+    motion[...] = np.arange(frames)[:, None, None, None] * np.asarray(step)
+    return motion
+
+
+def _smooth_motion(frames=4, shape=(40, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    amp = rng.uniform(-2, 2, (frames, 2))
+    field = np.stack([np.sin(y / 7.0 + 0.3) * np.cos(x / 9.0), np.cos(y / 5.0) + x / 48.0], -1)
+    return amp[:, None, None, :] * field
+
+
+def test_motion_error_identical_is_zero():
+    truth = _smooth_motion()
+    np.testing.assert_array_equal(motion_error(truth, truth, border=4), np.zeros(4))
+
+
+def test_motion_error_ignores_the_canonical_frame():
+    # Another canonical frame shifted by a constant: the same offset in every estimated frame.
+    truth = _smooth_motion()
+    error = motion_error(truth + np.array([2.5, -7.0]), truth, border=4)
+    np.testing.assert_allclose(error, 0.0, atol=1e-12)
+
+
+def test_motion_error_known_per_frame_errors():
+    truth = _smooth_motion(shape=(40, 40))
+    error = np.zeros_like(truth)
+    error[0, ..., 1] = 1.0  # frame 0: 1 px too far along x everywhere ...
+    error[1, ..., 1] = -1.0  # ... frame 1: 1 px short (the error has zero mean over frames)
+    error[2, ::2] = (3.0, 4.0)  # frames 2 and 3: a 5 px error on every other row
+    error[3, ::2] = (-3.0, -4.0)
+    result = motion_error(truth + error, truth, border=4)  # 32 rows kept, half of them even
+    np.testing.assert_allclose(result, [1.0, 1.0, 2.5, 2.5])
+
+
+def test_motion_error_error_relative_to_mean_over_frames():
+    # An error in one frame only also shifts the mean over frames: frame 0 off by 4 px along y
+    # of 4 frames -> relative errors 3, 1, 1, 1 px.
+    truth = _translations()
+    estimate = truth.copy()
+    estimate[0, ..., 0] += 4.0
+    np.testing.assert_allclose(motion_error(estimate, truth, border=0), [3.0, 1.0, 1.0, 1.0])
+
+
+def test_no_motion_reference_for_translations():
+    # Frame k translated by k * (3, 4) px: relative to the mean (1.5 frames), |k - 1.5| * 5 px.
+    truth = _translations()
+    expected = np.abs(np.arange(4) - 1.5) * 5.0
+    np.testing.assert_allclose(motion_error(np.zeros_like(truth), truth), expected)
+    np.testing.assert_allclose(motion_error(np.zeros_like(truth), truth, border=0), expected)
+
+
+def test_motion_error_border_crop_and_volumes():
+    truth = np.zeros((3, 5, 20, 24, 3))  # (frames, Z, H, W, (dz, dy, dx))
+    estimate = truth.copy()
+    estimate[0, :, :2] = (0.0, 0.0, 1.0)  # an error in the top two rows of frame 0 only
+    np.testing.assert_array_equal(motion_error(estimate, truth, border=2), np.zeros(3))
+    assert motion_error(estimate, truth, border=1)[0] > 0
+    assert motion_error(estimate, truth, border=1).shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("estimate_shape", "truth_shape", "match"),
+    [
+        ((4, 32, 32, 2), (4, 32, 30, 2), r"\(4, 32, 32, 2\).*\(4, 32, 30, 2\)"),
+        ((4, 32, 32, 3), (4, 32, 32, 3), r"estimate.*\(frames, H, W, 2\)"),
+        ((4, 32, 32, 2), (4, 32, 32), r"truth.*\(frames, H, W, 2\)"),
+        ((32, 32, 2), (32, 32, 2), r"estimate.*\(frames, H, W, 2\) or \(frames, Z, H, W, 3\)"),
+    ],
+)
+def test_motion_error_bad_shapes(estimate_shape, truth_shape, match):
+    with pytest.raises(ValueError, match=match):
+        motion_error(np.zeros(estimate_shape), np.zeros(truth_shape))
+
+
+@pytest.mark.parametrize("name", ["estimate", "truth"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_motion_error_non_finite_names_the_argument(name, bad):
+    arrays = {"estimate": np.zeros((2, 8, 8, 2)), "truth": np.zeros((2, 8, 8, 2))}
+    arrays[name][1, 3, 3, 0] = bad
+    with pytest.raises(ValueError, match=f"{name} must be finite"):
+        motion_error(**arrays, border=0)
+
+
+def test_motion_error_complex_names_the_argument():
+    with pytest.raises(ValueError, match="truth must be real"):
+        motion_error(np.zeros((2, 8, 8, 2)), np.zeros((2, 8, 8, 2), complex), border=0)
+
+
+@pytest.mark.parametrize("border", [-1, 16, 20, 1.5, True])
+def test_motion_error_bad_border(border):
+    with pytest.raises(ValueError, match="border"):
+        motion_error(np.zeros((2, 32, 40, 2)), np.zeros((2, 32, 40, 2)), border=border)

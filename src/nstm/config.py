@@ -86,6 +86,9 @@ class TrainConfig:
     """Fraction of the run over which the encoding levels open (alpha = step / anneal_steps)."""
     frames_per_step: int | None = None
     """Measurements fitted per step; None uses all of them."""
+    chunk_points: int | None = None
+    """Evaluate a step's queries (frames x pixels) in chunks of this many, recomputing
+    activations in the backward pass: bounds memory by the chunk; None evaluates all at once."""
     scene_lr: float = 4e-2
     """Initial learning rate of the scene network."""
     motion_lr: float = 8e-3

@@ -1,9 +1,11 @@
-"""Image-quality metrics for reconstructions against ground truth.
+"""Image-quality and motion metrics for reconstructions against ground truth.
 
-All metrics crop ``border`` pixels from each side of the last two axes (edges are unreliable in
-reconstructions with periodic boundaries) and, by default, remove each image's mean: differential
-phase contrast does not measure the constant (DC) part of the phase, so a reconstruction that is
-right up to an offset should score as right.
+All metrics crop ``border`` pixels from each side of the image axes (H, W) (edges are unreliable
+in reconstructions with periodic boundaries). The image metrics by default remove each image's
+mean: differential phase contrast does not measure the constant (DC) part of the phase, so a
+reconstruction that is right up to an offset should score as right. Likewise the motion metric
+compares motion relative to its mean over frames, because the canonical (undeformed) frame of a
+reconstruction is arbitrary.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
-__all__ = ["psnr", "psnr_per_frame", "ssim"]
+__all__ = ["motion_error", "psnr", "psnr_per_frame", "ssim"]
 
 # RMS error, relative to the data range, below which images count as identical (PSNR = inf).
 _IDENTICAL_RMS = 1e-12
@@ -136,6 +138,101 @@ def ssim(
     return float(np.mean([structural_similarity(e, t, data_range=data_range) for e, t in planes]))
 
 
+def motion_error(estimate: np.ndarray, truth: np.ndarray, *, border: int = 16) -> np.ndarray:
+    """Mean endpoint error of an estimated motion against the true motion, per frame.
+
+    Both stacks follow the convention of :func:`nstm.model.motion_fields`: the scene at time
+    ``t_k`` at pixel ``r`` is the canonical scene at ``r + motion[k, r]``. The canonical frame of
+    a reconstruction is arbitrary (NSTM may settle on any undeformed reference), so motion is
+    compared relative to its mean over frames::
+
+        EPE_k = mean_r | (est_k(r) - mean_j est_j(r)) - (true_k(r) - mean_j true_j(r)) |
+
+    with ``|.|`` the Euclidean norm over the displacement components and the mean over the
+    cropped pixels ``r``.
+
+    Parameters
+    ----------
+    estimate, truth : array_like, shape (frames, H, W, 2) or (frames, Z, H, W, 3)
+        Displacement stacks in pixels, components in axis order (dy, dx) or (dz, dy, dx); same
+        shape, real and finite.
+    border : int, optional
+        Pixels cropped from each side of the H and W axes (not Z) before averaging;
+        ``2 * border`` must be smaller than ``H`` and ``W``.
+
+    Returns
+    -------
+    ndarray, shape (frames,), float64
+        Mean endpoint error of each frame, in pixels.
+
+    Raises
+    ------
+    ValueError
+        On an argument of the wrong shape (the message names it and the expected shape),
+        mismatched shapes, non-real or non-finite values, or a bad ``border``.
+
+    Notes
+    -----
+    Removing the mean over frames makes the metric blind to the choice of canonical frame
+    exactly when two choices differ by a translation: the motion then changes by the same
+    constant vector in every frame. If they differ by a smooth deformation ``u(r)``, the motion
+    changes by about ``-u(r + motion_k(r))``, whose frame-independent part ``-u(r)`` is removed;
+    the remainder is first order, about ``|grad u|`` times the relative motion, and is counted
+    as error.
+
+    The error of assuming no motion at all, the natural reference value, is the same function
+    applied to zeros: ``motion_error(np.zeros_like(truth), truth)``, i.e. the mean magnitude of
+    the true motion relative to its mean over frames.
+
+    Examples
+    --------
+    >>> truth = np.zeros((3, 40, 40, 2))
+    >>> truth[..., 1] = np.array([-1.0, 0.0, 1.0])[:, None, None]  # 1 px/frame along x
+    >>> motion_error(truth + 5.0, truth, border=4)  # another canonical frame: no error
+    array([0., 0., 0.])
+    >>> motion_error(np.zeros_like(truth), truth, border=4)  # assuming no motion
+    array([1., 0., 1.])
+    """
+    est = _check_motion("estimate", estimate)
+    tru = _check_motion("truth", truth)
+    if est.shape != tru.shape:
+        raise ValueError(
+            f"estimate and truth must have the same shape; got {est.shape} and {tru.shape}"
+        )
+    height, width = tru.shape[-3:-1]
+    _check_border(border, height, width)
+    crop = (Ellipsis, slice(border, height - border), slice(border, width - border), slice(None))
+    est = est[crop].astype(np.float64)
+    tru = tru[crop].astype(np.float64)
+    diff = (est - est.mean(axis=0)) - (tru - tru.mean(axis=0))
+    return np.linalg.norm(diff, axis=-1).reshape(diff.shape[0], -1).mean(axis=1)
+
+
+def _check_motion(name: str, value) -> np.ndarray:
+    """A displacement stack (frames, H, W, 2) or (frames, Z, H, W, 3), or a ValueError."""
+    array = np.asarray(value)
+    expected = "(frames, H, W, 2) or (frames, Z, H, W, 3) in pixels"
+    if array.ndim not in (4, 5) or array.shape[-1] != array.ndim - 2 or 0 in array.shape:
+        raise ValueError(
+            f"{name} must be a displacement stack of shape {expected}; got {array.shape}"
+        )
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{name} must be real-valued displacements; got dtype {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return array
+
+
+def _check_border(border, height: int, width: int) -> None:
+    if not isinstance(border, (int, np.integer)) or isinstance(border, bool) or border < 0:
+        raise ValueError(f"border must be a non-negative integer number of pixels; got {border!r}")
+    if 2 * border >= min(height, width):
+        raise ValueError(
+            f"border must be smaller than half the image size (H, W) = {(height, width)}, i.e. "
+            f"at most {(min(height, width) - 1) // 2} px; got {border}"
+        )
+
+
 def _prepare(estimate, truth, border) -> tuple[np.ndarray, np.ndarray]:
     """Validate and crop; returns float64 copies."""
     est = np.asarray(estimate)
@@ -148,14 +245,8 @@ def _prepare(estimate, truth, border) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"images must have shape (..., H, W); got {tru.shape}")
     if np.iscomplexobj(est) or np.iscomplexobj(tru):
         raise ValueError("estimate and truth must be real-valued")
-    if not isinstance(border, (int, np.integer)) or border < 0:
-        raise ValueError(f"border must be a non-negative integer number of pixels; got {border!r}")
     height, width = tru.shape[-2:]
-    if 2 * border >= min(height, width):
-        raise ValueError(
-            f"border must be smaller than half the image size (H, W) = {(height, width)}, i.e. "
-            f"at most {(min(height, width) - 1) // 2} px; got {border}"
-        )
+    _check_border(border, height, width)
     crop = (Ellipsis, slice(border, height - border), slice(border, width - border))
     est = est[crop].astype(np.float64)
     tru = tru[crop].astype(np.float64)

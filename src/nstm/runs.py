@@ -25,7 +25,7 @@ import yaml
 
 from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, save_yaml
 from .io.outputs import save_comparison_figure, save_motion_figure, save_tiff, save_video
-from .metrics import psnr_per_frame
+from .metrics import motion_error, psnr_per_frame
 from .model.spacetime import SpaceTimeModel, make_model, motion_fields, render_scenes
 from .systems.base import AbstractImagingSystem
 from .systems.registry import get_system
@@ -223,8 +223,30 @@ def evaluate(
     *,
     border: int = 16,
 ) -> dict[str, Any]:
-    """PSNR per frame (dB, mean removed, ``border`` px cropped) of the NSTM reconstruction and
-    the baseline against ground truth; written to ``metrics.json``."""
+    """Score a run folder against ground truth and write ``metrics.json``.
+
+    Parameters
+    ----------
+    out : path
+        Run folder with ``reconstruction.npz`` (and optionally ``baseline.npz``).
+    truth : dict of ndarray
+        One ``(frames, H, W)`` array per channel in ``channels``; optionally ``motion``
+        ``(frames, H, W, ndim)`` in pixels, same convention as the reconstruction's.
+    channels : tuple of str
+        Scene channels to score.
+    border : int
+        Pixels cropped from each side of H and W before scoring.
+
+    Returns
+    -------
+    dict
+        ``border_px``; per channel ``nstm_{name}_psnr`` and, with a baseline,
+        ``baseline_{name}_psnr`` (per-frame PSNR in dB, mean removed, see
+        :func:`nstm.metrics.psnr_per_frame`); if both the truth and the reconstruction hold
+        ``motion``: ``nstm_motion_epe_px`` and ``no_motion_epe_px``, the per-frame mean
+        endpoint error in pixels of the NSTM motion and of assuming no motion (see
+        :func:`nstm.metrics.motion_error`).
+    """
     out = Path(out)
     recon = np.load(out / "reconstruction.npz")
     metrics: dict[str, Any] = {"border_px": border}
@@ -237,6 +259,14 @@ def evaluate(
             metrics[f"baseline_{name}_psnr"] = psnr_per_frame(
                 static, truth_c, border=border
             ).tolist()
+    if "motion" in truth and "motion" in recon.files:
+        true_motion = np.asarray(truth["motion"])
+        metrics["nstm_motion_epe_px"] = motion_error(
+            recon["motion"], true_motion, border=border
+        ).tolist()
+        metrics["no_motion_epe_px"] = motion_error(
+            np.zeros_like(true_motion), true_motion, border=border
+        ).tolist()
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 

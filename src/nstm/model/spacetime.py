@@ -86,16 +86,56 @@ class SpaceTimeModel(eqx.Module):
         return jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.ndim)
 
     def render(
-        self, times: Float[ArrayLike, " times"], *, alpha=None
+        self,
+        times: Float[ArrayLike, " times"],
+        *,
+        alpha=None,
+        chunk_points: int | None = None,
     ) -> Float[Array, "times *grid channels"]:
-        """Render the whole grid at each time in one pass (the training path).
+        """Render the whole grid at each time (the training path, differentiable).
 
-        Memory grows with ``times x points``; use :func:`render_scenes` for outputs.
+        Parameters
+        ----------
+        times : (T,) array_like
+            Normalized times in [-1, 1].
+        alpha : float, optional
+            Coarse-to-fine progress of the encodings.
+        chunk_points : int, optional
+            Evaluate the ``T x points`` queries in chunks of this many, recomputing each
+            chunk's activations in the backward pass instead of storing them: memory is then
+            bounded by the chunk rather than the grid (a few KB per query point otherwise).
+            None evaluates everything at once.
+
+        Returns
+        -------
+        (T, *grid_shape, channels) array
         """
         times = jnp.asarray(times, jnp.float32)
-        coords = self.grid_coords()
-        values = jax.vmap(lambda t: self(coords, t, alpha=alpha))(times)
-        return values.reshape(times.shape[0], *self.grid_shape, self.channels)
+        grid = self.grid_coords()
+        num_times, num_points = times.shape[0], grid.shape[0]
+        if chunk_points is None or chunk_points >= num_times * num_points:
+            values = jax.vmap(lambda t: self(grid, t, alpha=alpha))(times)
+            return values.reshape(num_times, *self.grid_shape, self.channels)
+        if chunk_points < 1:
+            raise ValueError(f"chunk_points must be >= 1 or None, got {chunk_points}")
+        # One flat list of (point, time) queries, padded to whole chunks.
+        total = num_times * num_points
+        chunks = math.ceil(total / chunk_points)
+        pad = chunks * chunk_points - total
+        coords = jnp.concatenate([jnp.tile(grid, (num_times, 1)), jnp.zeros((pad, self.ndim))])
+        t = jnp.concatenate([jnp.repeat(times, num_points), jnp.zeros(pad)])
+
+        @jax.checkpoint  # keep only each chunk's inputs for the backward pass
+        def chunk(args):
+            c, tc = args
+            return self(c, tc, alpha=alpha)
+
+        values = jax.lax.map(
+            chunk,
+            (coords.reshape(chunks, chunk_points, self.ndim), t.reshape(chunks, chunk_points)),
+        )
+        values = values.reshape(-1, self.channels)[:total]
+        return values.reshape(num_times, *self.grid_shape, self.channels)
 
 
 def _chunked(fn, model: SpaceTimeModel, times: np.ndarray, chunk_points: int, out: int):

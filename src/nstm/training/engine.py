@@ -72,11 +72,12 @@ def step_loss(
     system: AbstractImagingSystem,
     indices: Int[Array, " batch"],
     alpha: Float[Array, ""],
+    chunk_points: int | None = None,
 ) -> tuple[Float[Array, ""], tuple[Float[Array, ""], Float[Array, ""]]]:
     """Total loss of measurements ``indices`` and its (data, regularization) parts."""
     times = system.render_times[indices]  # (batch, renders)
     batch, renders = times.shape
-    scenes = model.render(times.reshape(-1), alpha=alpha)
+    scenes = model.render(times.reshape(-1), alpha=alpha, chunk_points=chunk_points)
     scenes = scenes.reshape(batch, renders, *scenes.shape[1:])
     data = jnp.mean(jax.vmap(system.data_loss)(scenes, indices))
     reg = jnp.mean(jax.vmap(system.regularization)(scenes))
@@ -89,6 +90,7 @@ def make_train_step(
     num_measurements: int,
     frames_per_step: int,
     anneal_steps: int,
+    chunk_points: int | None = None,
 ):
     """The jitted update ``(model, opt_state, system, step, key) -> (model, opt_state, stats)``."""
     alpha_at = coarse_to_fine(anneal_steps)
@@ -103,7 +105,7 @@ def make_train_step(
                 jax.random.fold_in(key, step), num_measurements, (frames_per_step,), replace=False
             )
         (loss, (data, reg)), grads = eqx.filter_value_and_grad(step_loss, has_aux=True)(
-            model, system, indices, alpha
+            model, system, indices, alpha, chunk_points
         )
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         model = eqx.apply_updates(model, updates)
@@ -162,6 +164,7 @@ def fit(
         num_measurements=system.num_measurements,
         frames_per_step=frames_per_step,
         anneal_steps=round(config.anneal_fraction * config.steps),
+        chunk_points=config.chunk_points,
     )
     key = jax.random.key(config.seed + 1)  # sampling key, independent of the init key
     last = config.steps if stop_at is None else min(stop_at, config.steps)
@@ -222,6 +225,8 @@ def _validate(config: TrainConfig, system: AbstractImagingSystem) -> None:
         raise ValueError(f"train.anneal_fraction must be in [0, 1], got {config.anneal_fraction}")
     if config.checkpoint_every < 1 or config.log_every < 1:
         raise ValueError("train.checkpoint_every and train.log_every must be >= 1")
+    if config.chunk_points is not None and config.chunk_points < 1:
+        raise ValueError(f"train.chunk_points must be >= 1 or None, got {config.chunk_points}")
     n = system.num_measurements
     if config.frames_per_step is not None and not 1 <= config.frames_per_step <= n:
         raise ValueError(
