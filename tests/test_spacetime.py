@@ -128,3 +128,39 @@ def test_chunked_render_matches_full_render_and_gradients():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="chunk_points"):
         model.render(times, chunk_points=0)
+
+
+def _moving(model):
+    """The model with a non-zero motion output layer, so displacements are non-trivial."""
+    w = model.motion_mlp.weights[-1]
+    return eqx.tree_at(lambda m: m.motion_mlp.weights[-1], model, jnp.full_like(w, 0.3))
+
+
+def test_motion_lattice_is_exact_at_nodes_and_interpolates_between():
+    model = _moving(small_model(grid=(23, 18)))  # (22, 17) extents: last cells partial
+    assert model.motion_stride_px == 4
+    t = jnp.float32(0.4)
+    nodes = jnp.array([[0.0, 0.0], [8.0, 4.0], [20.0, 16.0]])
+    np.testing.assert_allclose(
+        model.displacement(nodes, t), model.motion_network(nodes, t), rtol=1e-5, atol=1e-6
+    )
+    # Half-way between two nodes along x: the mean of the two.
+    mid = model.displacement(jnp.array([[8.0, 6.0]]), t)
+    ends = model.motion_network(jnp.array([[8.0, 4.0], [8.0, 8.0]]), t)
+    np.testing.assert_allclose(mid[0], ends.mean(0), rtol=1e-5, atol=1e-6)
+    # The lattice path used in training agrees with the pointwise one at every grid point.
+    grid = model.grid_coords()
+    np.testing.assert_allclose(
+        model._lattice_displacement(jnp.array([t]), None)[0],
+        model.displacement(grid, t),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_motion_stride_one_is_the_network_and_bad_stride_is_rejected():
+    exact = _moving(small_model(config=dataclasses.replace(SMALL, motion_stride_px=1)))
+    grid = exact.grid_coords()
+    np.testing.assert_array_equal(exact.displacement(grid, 0.1), exact.motion_network(grid, 0.1))
+    with pytest.raises(ValueError, match="motion_stride_px"):
+        small_model(config=dataclasses.replace(SMALL, motion_stride_px=0))

@@ -74,6 +74,10 @@ class ModelConfig:
     displacement_scale_px: float | None = 8.0
     """The motion MLP's raw output is multiplied by this many pixels; None uses the grid
     extent per axis (the original implementation's convention)."""
+    motion_stride_px: int = 4
+    """The motion network is evaluated on a lattice of nodes this many pixels apart and
+    interpolated multilinearly in between (1: at every pixel). Motion is smooth (its finest
+    cell is 16 px by default), so this barely changes it and saves most of its cost."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,7 +70,9 @@ def _paper(system_config):
     )
     return RunConfig(
         system=system_config,
-        model=ModelConfig(scene=scene, motion=motion, displacement_scale_px=None),
+        model=ModelConfig(
+            scene=scene, motion=motion, displacement_scale_px=None, motion_stride_px=1
+        ),
         train=TrainConfig(
             steps=5000,
             anneal_fraction=0.8,

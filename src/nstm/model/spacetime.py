@@ -12,6 +12,7 @@ argument of every call, so both encodings are annealed in sync by construction.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -41,6 +42,11 @@ class SpaceTimeModel(eqx.Module):
         The rendered grid, ``(H, W)`` or ``(Z, H, W)``.
     displacement_scale_px : tuple of float
         Per-axis factor turning the motion MLP's output into pixels.
+    motion_stride_px : int
+        The motion network is evaluated on a lattice of nodes this many pixels apart (from
+        pixel 0 of every axis) and interpolated multilinearly in between; 1 evaluates it at
+        every point. Motion is smooth, so a stride of a few pixels changes it negligibly while
+        dividing the motion network's cost by ``stride ** ndim``.
     """
 
     scene_encoding: Encoding
@@ -49,6 +55,7 @@ class SpaceTimeModel(eqx.Module):
     motion_mlp: MLP
     grid_shape: tuple[int, ...] = eqx.field(static=True)
     displacement_scale_px: tuple[float, ...] = eqx.field(static=True)
+    motion_stride_px: int = eqx.field(static=True, default=1)
 
     @property
     def ndim(self) -> int:
@@ -60,13 +67,51 @@ class SpaceTimeModel(eqx.Module):
         """Number of scene channels."""
         return self.scene_mlp.out_size
 
-    def displacement(
+    def motion_network(
         self, coords: Float[Array, "*batch ndim"], t: Float[ArrayLike, "*batch"], *, alpha=None
     ) -> Float[Array, "*batch ndim"]:
-        """Displacement M(r, t) in pixels: the scene at (r, t) is the canonical scene at r + M."""
+        """The motion network itself at arbitrary points, in pixels (no lattice)."""
         t = jnp.broadcast_to(jnp.asarray(t, coords.dtype), coords.shape[:-1])
         features = self.motion_encoding(jnp.concatenate([coords, t[..., None]], -1), alpha=alpha)
         return self.motion_mlp(features) * jnp.asarray(self.displacement_scale_px, coords.dtype)
+
+    def displacement(
+        self, coords: Float[Array, "*batch ndim"], t: Float[ArrayLike, "*batch"], *, alpha=None
+    ) -> Float[Array, "*batch ndim"]:
+        """Displacement M(r, t) in pixels: the scene at (r, t) is the canonical scene at r + M.
+
+        With ``motion_stride_px > 1``, the multilinear interpolation of the motion network
+        between the lattice nodes around each point.
+        """
+        stride = self.motion_stride_px
+        if stride == 1:
+            return self.motion_network(coords, t, alpha=alpha)
+        nodes = np.asarray(_lattice_nodes(self.grid_shape, stride))
+        pos = jnp.clip(coords, 0.0, (nodes - 1) * stride) / stride
+        cell = jnp.clip(jnp.floor(pos), 0.0, np.maximum(nodes - 2, 0))
+        frac = pos - cell
+        result = jnp.zeros_like(coords)
+        for corner in itertools.product((0.0, 1.0), repeat=self.ndim):
+            weight = jnp.prod(jnp.where(np.asarray(corner) > 0, frac, 1.0 - frac), axis=-1)
+            node = (cell + np.asarray(corner, np.float32)) * stride
+            result += weight[..., None] * self.motion_network(node, t, alpha=alpha)
+        return result
+
+    def _lattice_displacement(
+        self, times: Float[Array, " times"], alpha
+    ) -> Float[Array, "times points ndim"]:
+        """Displacement at every grid point: the network on the lattice, then separable
+        interpolation (equal to :meth:`displacement` at grid points, far cheaper)."""
+        stride = self.motion_stride_px
+        nodes = _lattice_nodes(self.grid_shape, stride)
+        axes = [jnp.arange(k, dtype=jnp.float32) * stride for k in nodes]
+        lattice = jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.ndim)
+        values = jax.vmap(lambda t: self.motion_network(lattice, t, alpha=alpha))(times)
+        values = values.reshape(times.shape[0], *nodes, self.ndim)
+        for axis, (n, k) in enumerate(zip(self.grid_shape, nodes, strict=True)):
+            matrix = jnp.asarray(_interpolation_matrix(n, k, stride))
+            values = jnp.moveaxis(jnp.tensordot(matrix, values, axes=(1, axis + 1)), 0, axis + 1)
+        return values.reshape(times.shape[0], -1, self.ndim)
 
     def canonical(
         self, coords: Float[Array, "*batch ndim"], *, alpha=None
@@ -113,29 +158,52 @@ class SpaceTimeModel(eqx.Module):
         times = jnp.asarray(times, jnp.float32)
         grid = self.grid_coords()
         num_times, num_points = times.shape[0], grid.shape[0]
-        if chunk_points is None or chunk_points >= num_times * num_points:
-            values = jax.vmap(lambda t: self(grid, t, alpha=alpha))(times)
-            return values.reshape(num_times, *self.grid_shape, self.channels)
-        if chunk_points < 1:
-            raise ValueError(f"chunk_points must be >= 1 or None, got {chunk_points}")
-        # One flat list of (point, time) queries, padded to whole chunks.
         total = num_times * num_points
-        chunks = math.ceil(total / chunk_points)
-        pad = chunks * chunk_points - total
-        coords = jnp.concatenate([jnp.tile(grid, (num_times, 1)), jnp.zeros((pad, self.ndim))])
-        t = jnp.concatenate([jnp.repeat(times, num_points), jnp.zeros(pad)])
+        coords = jnp.tile(grid, (num_times, 1))
+        t = jnp.repeat(times, num_points)
+        if self.motion_stride_px > 1:
+            # Motion is cheap on the lattice: warp every point first, then query the scene.
+            coords = coords + self._lattice_displacement(times, alpha).reshape(total, self.ndim)
 
-        @jax.checkpoint  # keep only each chunk's inputs for the backward pass
-        def chunk(args):
-            c, tc = args
+        def query(c, tc):
+            if self.motion_stride_px > 1:
+                return self.canonical(c, alpha=alpha)
             return self(c, tc, alpha=alpha)
 
-        values = jax.lax.map(
-            chunk,
-            (coords.reshape(chunks, chunk_points, self.ndim), t.reshape(chunks, chunk_points)),
-        )
-        values = values.reshape(-1, self.channels)[:total]
+        if chunk_points is None or chunk_points >= total:
+            values = query(coords, t)
+        else:
+            if chunk_points < 1:
+                raise ValueError(f"chunk_points must be >= 1 or None, got {chunk_points}")
+            # Whole chunks (the last padded); each chunk's activations are recomputed in the
+            # backward pass, so only its inputs are stored.
+            chunks = math.ceil(total / chunk_points)
+            pad = chunks * chunk_points - total
+            coords = jnp.concatenate([coords, jnp.zeros((pad, self.ndim))])
+            t = jnp.concatenate([t, jnp.zeros(pad)])
+            values = jax.lax.map(
+                jax.checkpoint(lambda args: query(*args)),
+                (coords.reshape(chunks, chunk_points, self.ndim), t.reshape(chunks, chunk_points)),
+            )
+            values = values.reshape(-1, self.channels)[:total]
         return values.reshape(num_times, *self.grid_shape, self.channels)
+
+
+def _lattice_nodes(grid_shape: tuple[int, ...], stride: int) -> tuple[int, ...]:
+    """Nodes per axis of the motion lattice: positions 0, stride, ... up to >= n - 1."""
+    return tuple(math.ceil((n - 1) / stride) + 1 for n in grid_shape)
+
+
+def _interpolation_matrix(n: int, nodes: int, stride: int) -> np.ndarray:
+    """(n, nodes) linear interpolation weights from lattice nodes to pixels 0..n-1."""
+    pos = np.arange(n) / stride
+    cell = np.clip(np.floor(pos), 0, max(nodes - 2, 0)).astype(int)
+    frac = (pos - cell).astype(np.float32)
+    matrix = np.zeros((n, nodes), np.float32)
+    matrix[np.arange(n), cell] += 1.0 - frac
+    upper = np.minimum(cell + 1, nodes - 1)
+    matrix[np.arange(n), upper] += frac
+    return matrix
 
 
 def _chunked(fn, model: SpaceTimeModel, times: np.ndarray, chunk_points: int, out: int):
@@ -262,6 +330,11 @@ def make_model(
         raise ValueError(f"grid_shape: expected (H, W) or (Z, H, W) > 0, got {grid_shape}")
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
+    if int(config.motion_stride_px) != config.motion_stride_px or config.motion_stride_px < 1:
+        raise ValueError(
+            f"model.motion_stride_px must be an integer >= 1 (pixels), got "
+            f"{config.motion_stride_px!r}"
+        )
     k_se, k_sm, k_me, k_mm = jax.random.split(key, 4)
 
     scene = config.scene
@@ -320,6 +393,7 @@ def make_model(
         motion_mlp=motion_mlp,
         grid_shape=grid_shape,
         displacement_scale_px=scale,
+        motion_stride_px=int(config.motion_stride_px),
     )
 
 

@@ -1,0 +1,129 @@
+"""Where the time of one training step goes: each component's forward + backward, timed alone.
+
+    python benchmarks/profile_step.py --preset default --shape 256x256
+
+Components are timed at the step's number of query points (frames x rendered pixels), each as
+its own jitted value-and-gradient, so their sum approximates (and usually exceeds: no fusion
+across components) the full step, also timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nstm import presets
+from nstm.runs import build_model
+from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
+from nstm.systems.dpc import DPC
+from nstm.training.engine import make_optimizer, make_train_step
+
+
+def timeit(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``fn`` (compiled and warmed up first)."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--shape", default="256x256")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    h, w = (int(v) for v in args.shape.split("x"))
+    config = presets.preset(args.preset)
+    data, _ = simulate_dpc(
+        DPCSimulationConfig(
+            shape=(h, w), image_model="linear", periodic=True, photons_per_pixel=None
+        )
+    )
+    system = DPC.from_data(data, config.system)
+    model = build_model(system, config.model, config.train.seed)
+    frames = system.num_measurements
+    coords = jnp.tile(model.grid_coords(), (frames, 1))
+    t = jnp.repeat(system.times, model.grid_coords().shape[0])
+    motion_in = jnp.concatenate([coords, t[:, None]], -1)
+    n = coords.shape[0]
+    rows: list[tuple[str, float]] = []
+
+    def grad_of(f, *xs):
+        """Value and gradient of sum(f(x) * cotangent) w.r.t. every input."""
+        g = jax.jit(jax.grad(lambda *a: jnp.sum(f(*a) * 1e-3), argnums=tuple(range(len(xs)))))
+        return lambda: g(*xs)
+
+    m = model
+    scene_feats = m.scene_encoding(coords)
+    motion_feats = m.motion_encoding(motion_in)
+    rows.append(
+        (
+            "motion encoding (tables, coords)",
+            timeit(
+                grad_of(lambda tb, x: eqx.tree_at(lambda e: e.tables, m.motion_encoding, tb)(x),
+                        m.motion_encoding.tables, motion_in),
+                args.repeats,
+            ),
+        )
+    )
+    rows.append(
+        (
+            "motion MLP",
+            timeit(grad_of(lambda p, x: p(x), m.motion_mlp, motion_feats), args.repeats),
+        )
+    )
+    rows.append(
+        (
+            "scene encoding (tables, coords)",
+            timeit(
+                grad_of(lambda tb, x: eqx.tree_at(lambda e: e.tables, m.scene_encoding, tb)(x),
+                        m.scene_encoding.tables, coords),
+                args.repeats,
+            ),
+        )
+    )
+    rows.append(
+        ("scene MLP", timeit(grad_of(lambda p, x: p(x), m.scene_mlp, scene_feats), args.repeats))
+    )
+    scenes = m.render(system.times)
+    dl = jax.jit(
+        jax.grad(
+            lambda s: jnp.sum(
+                jax.vmap(system.data_loss)(s[:, None], jnp.arange(frames))
+            )
+        )
+    )
+    rows.append(("DPC forward model + loss", timeit(lambda: dl(scenes), args.repeats)))
+    opt = make_optimizer(model, config.train)
+    params = eqx.filter(model, eqx.is_array)
+    state = opt.init(params)
+    upd = eqx.filter_jit(lambda g, s: opt.update(g, s, params))
+    rows.append(("optimizer update", timeit(lambda: upd(params, state), args.repeats)))
+    step = make_train_step(
+        opt,
+        num_measurements=frames,
+        frames_per_step=frames,
+        anneal_steps=100,
+        chunk_points=config.train.chunk_points,
+    )
+    key = jax.random.key(0)
+    full = timeit(lambda: step(model, state, system, jnp.asarray(1, jnp.int32), key), args.repeats)
+    print(f"{args.preset} {h}x{w}: {n} query points per step")
+    for name, secs in rows:
+        print(f"  {name:<34} {secs * 1e3:8.1f} ms")
+    print(f"  {'sum of components':<34} {sum(s for _, s in rows) * 1e3:8.1f} ms")
+    print(f"  {'full training step':<34} {full * 1e3:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
