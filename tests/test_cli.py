@@ -1,5 +1,7 @@
 """The command line end to end on a tiny sample: simulate, reconstruct, resume, render."""
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -70,6 +72,8 @@ def test_reconstruct_writes_every_output_then_resume_and_render(data, tmp_path):
     ):
         assert (run / name).is_file(), name
     assert tifffile.imread(run / "reconstruction_phase.tif").shape == (4, 32, 40)
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing["steps"] == 6 and timing["train_s"] > 0 and timing["outputs_s"] > 0
     # A second run into the same folder without --resume is refused...
     assert main(args) == 2
     # ...and --resume continues it (nothing left to do: still 6 steps).

@@ -84,8 +84,8 @@ class ModelConfig:
 class TrainConfig:
     """The optimization: Adam per parameter group, coarse-to-fine annealing."""
 
-    steps: int = 400
-    """Number of optimizer steps."""
+    steps: int = 200
+    """Number of optimizer steps (enough for 4 x 256 x 256 DPC data; see benchmarks/)."""
     anneal_fraction: float = 0.8
     """Fraction of the run over which the encoding levels open (alpha = step / anneal_steps)."""
     frames_per_step: int | None = None

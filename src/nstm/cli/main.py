@@ -176,6 +176,9 @@ class DemoArgs:
     """Optimizer steps (default: the default preset's)."""
     size: int = 256
     """Field of view, pixels per side."""
+    phantom: str = "cells"
+    """Simulated sample (see ``nstm simulate dpc --help``); ``cells`` is a weak phase object
+    (up to 2 rad), for which the linear DPC model that both reconstructions use holds."""
     quiet: bool = False
     """No progress bar."""
 
@@ -183,7 +186,7 @@ class DemoArgs:
 def cmd_demo(argv: list[str]) -> int:
     args = tyro.cli(DemoArgs, args=argv, prog="nstm demo")
     start = time.perf_counter()
-    sim = DPCSimulationConfig(shape=(args.size, args.size))
+    sim = DPCSimulationConfig(shape=(args.size, args.size), phantom=args.phantom)
     print(
         f"simulating a {sim.frames} x {args.size} x {args.size} DPC sample "
         f"({sim.phantom}, {sim.motion} motion up to {sim.max_displacement_px} px, Abbe, shot noise)"

@@ -152,7 +152,7 @@ def fit(
     _validate(config, system)
     frames_per_step = config.frames_per_step or system.num_measurements
     optimizer = make_optimizer(model, config)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+    opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model, eqx.is_array))
     step, history = 0, []
     ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
     if resume:
