@@ -70,8 +70,11 @@ def main() -> None:
         (
             "motion encoding (tables, coords)",
             timeit(
-                grad_of(lambda tb, x: eqx.tree_at(lambda e: e.tables, m.motion_encoding, tb)(x),
-                        m.motion_encoding.tables, motion_in),
+                grad_of(
+                    lambda tb, x: eqx.tree_at(lambda e: e.tables, m.motion_encoding, tb)(x),
+                    m.motion_encoding.tables,
+                    motion_in,
+                ),
                 args.repeats,
             ),
         )
@@ -86,8 +89,11 @@ def main() -> None:
         (
             "scene encoding (tables, coords)",
             timeit(
-                grad_of(lambda tb, x: eqx.tree_at(lambda e: e.tables, m.scene_encoding, tb)(x),
-                        m.scene_encoding.tables, coords),
+                grad_of(
+                    lambda tb, x: eqx.tree_at(lambda e: e.tables, m.scene_encoding, tb)(x),
+                    m.scene_encoding.tables,
+                    coords,
+                ),
                 args.repeats,
             ),
         )
@@ -97,11 +103,7 @@ def main() -> None:
     )
     scenes = m.render(system.times)
     dl = jax.jit(
-        jax.grad(
-            lambda s: jnp.sum(
-                jax.vmap(system.data_loss)(s[:, None], jnp.arange(frames))
-            )
-        )
+        jax.grad(lambda s: jnp.sum(jax.vmap(system.data_loss)(s[:, None], jnp.arange(frames))))
     )
     rows.append(("DPC forward model + loss", timeit(lambda: dl(scenes), args.repeats)))
     opt = make_optimizer(model, config.train)
