@@ -923,7 +923,6 @@ def build_step_case(
         Timings of the simulation, the backend start-up and each part of the set-up, and the
         sizes of the problem.
     """
-    import equinox as eqx
     import jax
     import jax.numpy as jnp
 
@@ -931,7 +930,7 @@ def build_step_case(
     from nstm.runs import build_model
     from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
     from nstm.systems.dpc import DPC
-    from nstm.training.engine import make_optimizer, make_train_step
+    from nstm.training import make_fit_step
 
     config = preset(preset_name)
     train = config.train
@@ -949,20 +948,9 @@ def build_step_case(
     system, system_s = timed(lambda: DPC.from_data(data, config.system))
     model, model_s = timed(lambda: build_model(system, config.model, train.seed))
 
-    def init_optimizer() -> tuple[Any, Any]:
-        optimizer = make_optimizer(model, train)
-        return optimizer, optimizer.init(eqx.filter(model, eqx.is_array))
-
-    (optimizer, opt_state), optimizer_s = timed(init_optimizer)
+    (train_step, opt_state, key), optimizer_s = timed(lambda: make_fit_step(model, system, train))
     frames_per_step = train.frames_per_step or system.num_measurements
-    train_step = make_train_step(
-        optimizer,
-        num_measurements=system.num_measurements,
-        frames_per_step=frames_per_step,
-        anneal_steps=round(train.anneal_fraction * train.steps),
-        chunk_points=train.chunk_points,
-    )
-    stepper = Stepper(train_step, model, opt_state, system, jax.random.key(train.seed + 1))
+    stepper = Stepper(train_step, model, opt_state, system, key)
     params, params_mb = array_megabytes(model)
     renders = int(system.render_times.shape[1])
     return stepper, {

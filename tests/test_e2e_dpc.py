@@ -39,17 +39,16 @@ def nstm_phase_psnr(data, truth_phase):
     return system, psnr_per_frame(recon["phase"], truth_phase, border=BORDER)
 
 
+def simulate_cells(**sim):
+    """A SIZE x SIZE cells sample (Abbe, non-periodic) with the given simulation settings."""
+    return simulate_dpc(
+        DPCSimulationConfig(shape=(SIZE, SIZE), phantom="cells", canvas_margin_px=16, **sim)
+    )
+
+
 @pytest.mark.slow
 def test_moving_sample_nstm_beats_tikhonov_on_every_frame():
-    sim = DPCSimulationConfig(
-        shape=(SIZE, SIZE),
-        phantom="cells",
-        motion="elastic",
-        max_displacement_px=4.0,
-        canvas_margin_px=16,
-        seed=3,
-    )
-    data, truth = simulate_dpc(sim)
+    data, truth = simulate_cells(motion="elastic", max_displacement_px=4.0, seed=3)
     system, nstm = nstm_phase_psnr(data, truth["phase"])
     tikhonov = tuned_tikhonov_phase_psnr(system, truth["phase"])
     assert np.all(nstm > tikhonov), (nstm, tikhonov)
@@ -57,16 +56,9 @@ def test_moving_sample_nstm_beats_tikhonov_on_every_frame():
 
 @pytest.mark.slow
 def test_static_noisy_sample_nstm_within_1db_of_tuned_tikhonov():
-    sim = DPCSimulationConfig(
-        shape=(SIZE, SIZE),
-        phantom="cells",
-        motion="none",
-        max_displacement_px=0.0,
-        canvas_margin_px=16,
-        photons_per_pixel=1e4,
-        seed=4,
+    data, truth = simulate_cells(
+        motion="none", max_displacement_px=0.0, photons_per_pixel=1e4, seed=4
     )
-    data, truth = simulate_dpc(sim)
     system, nstm = nstm_phase_psnr(data, truth["phase"])
     tikhonov = tuned_tikhonov_phase_psnr(system, truth["phase"])
     assert np.all(nstm > tikhonov - 1.0), (nstm, tikhonov)

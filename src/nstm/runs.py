@@ -32,7 +32,7 @@ from .model.spacetime import SpaceTimeModel, make_model, motion_fields, render_s
 from .systems.base import AbstractImagingSystem
 from .systems.registry import get_system
 from .training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from .training.engine import FitResult, fit, make_optimizer
+from .training.engine import FitResult, fit, make_fit_step
 
 S = TypeVar("S")
 
@@ -130,8 +130,8 @@ def load_run(run_dir: str | Path) -> tuple[SpaceTimeModel, AbstractImagingSystem
     config = load_run_config(run_dir / "config.yaml", spec.config_cls)
     system = spec.load(Path(info["data"]), config.system)
     model = build_model(system, config.model, config.train.seed)
-    optimizer = make_optimizer(model, config.train)
-    like = (model, optimizer.init(eqx.filter(model, eqx.is_array)))
+    _, opt_state, _ = make_fit_step(model, system, config.train)
+    like = (model, opt_state)
     (model, _), _, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, like)
     return model, system, config
 

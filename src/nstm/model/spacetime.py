@@ -104,8 +104,7 @@ class SpaceTimeModel(eqx.Module):
         interpolation (equal to :meth:`displacement` at grid points, far cheaper)."""
         stride = self.motion_stride_px
         nodes = _lattice_nodes(self.grid_shape, stride)
-        axes = [jnp.arange(k, dtype=jnp.float32) * stride for k in nodes]
-        lattice = jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.ndim)
+        lattice = _grid_points(nodes, spacing=stride)
         values = jax.vmap(lambda t: self.motion_network(lattice, t, alpha=alpha))(times)
         values = values.reshape(times.shape[0], *nodes, self.ndim)
         for axis, (n, k) in enumerate(zip(self.grid_shape, nodes, strict=True)):
@@ -127,8 +126,7 @@ class SpaceTimeModel(eqx.Module):
 
     def grid_coords(self) -> Float[Array, "points ndim"]:
         """Pixel coordinates of every grid point, C order, shape ``(prod(grid_shape), ndim)``."""
-        axes = [jnp.arange(n, dtype=jnp.float32) for n in self.grid_shape]
-        return jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.ndim)
+        return _grid_points(self.grid_shape)
 
     def render(
         self,
@@ -161,14 +159,13 @@ class SpaceTimeModel(eqx.Module):
         total = num_times * num_points
         coords = jnp.tile(grid, (num_times, 1))
         t = jnp.repeat(times, num_points)
-        if self.motion_stride_px > 1:
+        on_lattice = self.motion_stride_px > 1
+        if on_lattice:
             # Motion is cheap on the lattice: warp every point first, then query the scene.
             coords = coords + self._lattice_displacement(times, alpha).reshape(total, self.ndim)
 
         def query(c, tc):
-            if self.motion_stride_px > 1:
-                return self.canonical(c, alpha=alpha)
-            return self(c, tc, alpha=alpha)
+            return self.canonical(c, alpha=alpha) if on_lattice else self(c, tc, alpha=alpha)
 
         if chunk_points is None or chunk_points >= total:
             values = query(coords, t)
@@ -187,6 +184,12 @@ class SpaceTimeModel(eqx.Module):
             )
             values = values.reshape(-1, self.channels)[:total]
         return values.reshape(num_times, *self.grid_shape, self.channels)
+
+
+def _grid_points(shape: tuple[int, ...], spacing: float = 1.0) -> Float[Array, "points ndim"]:
+    """Coordinates ``index * spacing`` of every point of a ``shape`` grid, C order."""
+    axes = [jnp.arange(n, dtype=jnp.float32) * spacing for n in shape]
+    return jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape))
 
 
 def _lattice_nodes(grid_shape: tuple[int, ...], stride: int) -> tuple[int, ...]:

@@ -114,6 +114,25 @@ def make_train_step(
     return train_step
 
 
+def make_fit_step(model: SpaceTimeModel, system: AbstractImagingSystem, config: TrainConfig):
+    """What :func:`fit` trains with: ``(train_step, initial opt_state, sampling key)``.
+
+    ``train_step`` is :func:`make_train_step`'s update for this system and config; benchmarks
+    time exactly this step.
+    """
+    optimizer = make_optimizer(model, config)
+    opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model, eqx.is_array))
+    train_step = make_train_step(
+        optimizer,
+        num_measurements=system.num_measurements,
+        frames_per_step=config.frames_per_step or system.num_measurements,
+        anneal_steps=round(config.anneal_fraction * config.steps),
+        chunk_points=config.chunk_points,
+    )
+    key = jax.random.key(config.seed + 1)  # sampling key, independent of the init key
+    return train_step, opt_state, key
+
+
 def fit(
     model: SpaceTimeModel,
     system: AbstractImagingSystem,
@@ -150,23 +169,13 @@ def fit(
         Ctrl-C. The state after the last completed step is checkpointed.
     """
     _validate(config, system)
-    frames_per_step = config.frames_per_step or system.num_measurements
-    optimizer = make_optimizer(model, config)
-    opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model, eqx.is_array))
+    train_step, opt_state, key = make_fit_step(model, system, config)
     step, history = 0, []
     ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
     if resume:
         if ckpt is None:
             raise ValueError("resume=True needs run_dir")
         (model, opt_state), step, history = load_checkpoint(ckpt, (model, opt_state))
-    train_step = make_train_step(
-        optimizer,
-        num_measurements=system.num_measurements,
-        frames_per_step=frames_per_step,
-        anneal_steps=round(config.anneal_fraction * config.steps),
-        chunk_points=config.chunk_points,
-    )
-    key = jax.random.key(config.seed + 1)  # sampling key, independent of the init key
     last = config.steps if stop_at is None else min(stop_at, config.steps)
 
     def checkpoint(state, at_step):
