@@ -120,3 +120,17 @@ def test_clear_errors(data, tmp_path, capsys):
     assert main(["frobnicate"]) == 2
     with pytest.raises(SystemExit, match="unknown system"):
         main(["reconstruct", "sted", "x", "--out", str(tmp_path)])
+
+
+def test_demo_runs_end_to_end_and_reports_psnr_and_motion_error(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--size", "40", "--steps", "4", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "phase PSNR per frame" in out and "motion error per frame (px)" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["nstm_phase_psnr"]) == 4 and len(metrics["no_motion_epe_px"]) == 4
+    assert (tmp_path / "run" / "comparison.png").is_file()
+
+
+def test_demo_rejects_unknown_phantom(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--phantom", "unicorn", "--quiet"]) == 2
+    assert "unicorn" in capsys.readouterr().err

@@ -214,6 +214,13 @@ def cmd_demo(argv: list[str]) -> int:
             + " | conventional "
             + " ".join(f"{v:5.1f}" for v in b)
         )
+    if "nstm_motion_epe_px" in metrics:
+        print(
+            "motion error per frame (px): NSTM "
+            + " ".join(f"{v:5.2f}" for v in metrics["nstm_motion_epe_px"])
+            + " | assuming no motion "
+            + " ".join(f"{v:5.2f}" for v in metrics["no_motion_epe_px"])
+        )
     print(f"done in {time.perf_counter() - start:.0f} s; results in {run}/")
     return 0
 
