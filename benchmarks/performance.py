@@ -302,7 +302,7 @@ def simulate_quality_data(
     h, w = args.quality_shape
     cmd = [*nstm_command(), "simulate", "dpc", "--out", str(sim_dir)]
     cmd += ["--sim.shape", str(h), str(w), "--sim.phantom", args.phantom]
-    cmd += ["--sim.motion", "elastic", "--sim.max-displacement-px", str(args.max_disp)]
+    cmd += ["--sim.motion", args.motion, "--sim.max-displacement-px", str(args.max_disp)]
     cmd += ["--sim.seed", str(args.seed)]
     env, _ = cli_env(env, args, work / "jax-cache-simulate")
     child = run_child(cmd, env=env, timeout_s=args.timeout, cwd=repo)
@@ -675,6 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality-steps", type=int, default=None, help="override the presets' train.steps"
     )
     p.add_argument("--phantom", default="cells", help="phantom of the quality sample")
+    p.add_argument(
+        "--motion", default="elastic", help="motion of the quality sample ('none': static)"
+    )
     p.add_argument("--max-disp", type=float, default=6.0, help="largest displacement, px")
     p.add_argument(
         "--work-dir",
