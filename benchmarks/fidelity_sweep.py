@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 
 import numpy as np
 
 from nstm import presets
-from nstm.config import from_dict
+from nstm.config import with_overrides
 from nstm.metrics import psnr_per_frame
 from nstm.model import render_scenes
 from nstm.runs import RunConfig, build_model
@@ -25,29 +24,8 @@ from nstm.training import fit
 
 
 def apply(config: RunConfig, overrides: str) -> RunConfig:
-    tree: dict = {}
-    for item in filter(None, overrides.split(",")):
-        key, value = item.split("=")
-        *path, leaf = key.split(".")
-        node = tree
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = json.loads(value) if value[0] in "[{" else _scalar(value)
-    for section, values in tree.items():
-        current = getattr(config, section)
-        config = dataclasses.replace(
-            config, **{section: from_dict(type(current), values, base=current)}
-        )
-    return config
-
-
-def _scalar(v: str):
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(v.lower(), v)
+    """``config`` with comma-separated ``section.field=value`` overrides."""
+    return with_overrides(config, [item for item in overrides.split(",") if item])
 
 
 def tuned_tikhonov(system: DPC, truth_phase: np.ndarray, border: int) -> tuple[float, list]:

@@ -259,6 +259,7 @@ def run_step_case(
         "--seed": args.seed,
     }
     cmd = self_command("_worker", *(str(x) for item in options.items() for x in item))
+    cmd += [f"--set={item}" for item in args.set]
     child = run_child(cmd, env=env, timeout_s=args.timeout, cwd=repo)
     case = {"kind": "step", "preset": preset, "shape": list(shape)}
     result = last_json_line(child.stdout) if child.returncode == 0 else None
@@ -325,6 +326,7 @@ def run_reconstruction(
     cmd += ["--out", str(run_dir), "--preset", preset, "--quiet"]
     if args.quality_steps is not None:
         cmd += ["--steps", str(args.quality_steps)]
+    cmd += [f"--{item}" for item in args.set]  # the CLI takes every config field as a flag
     env, cache = cli_env(env, args, work / f"jax-cache-{preset}")
     child = run_child(cmd, env=env, timeout_s=args.timeout, cwd=repo)
     if child.returncode != 0:
@@ -665,6 +667,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="environment variable for every worker (repeatable)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="run-config override for every case, e.g. train.chunk_points=8192 (repeatable)",
+    )
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per child process")
     p.add_argument("--quality", action="store_true", help="also run the time-to-quality cases")
     p.add_argument(
@@ -780,8 +789,11 @@ def worker_main(command: str, argv: Sequence[str]) -> int:
         p.add_argument("--warmup", type=int, required=True)
         p.add_argument("--pipelined-steps", type=int, default=0)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--set", action="append", default=[])
         a = p.parse_args(argv)
-        result = measure_step_case(a.preset, a.shape, a.steps, a.warmup, a.pipelined_steps, a.seed)
+        result = measure_step_case(
+            a.preset, a.shape, a.steps, a.warmup, a.pipelined_steps, a.seed, a.set
+        )
     elif command == "_describe":
         p.parse_args(argv)
         result = describe_jax()
@@ -915,7 +927,7 @@ class Stepper:
 
 
 def build_step_case(
-    preset_name: str, shape: tuple[int, int], seed: int
+    preset_name: str, shape: tuple[int, int], seed: int, overrides: Sequence[str] = ()
 ) -> tuple[Stepper, dict[str, Any]]:
     """Worker: simulate data, then build the system, model, optimizer and step as ``fit`` does.
 
@@ -929,13 +941,14 @@ def build_step_case(
     import jax
     import jax.numpy as jnp
 
+    from nstm.config import with_overrides
     from nstm.presets import preset
     from nstm.runs import build_model
     from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
     from nstm.systems.dpc import DPC
     from nstm.training import make_fit_step
 
-    config = preset(preset_name)
+    config = with_overrides(preset(preset_name), overrides)
     train = config.train
     sim = DPCSimulationConfig(
         shape=shape,
@@ -1032,6 +1045,7 @@ def measure_step_case(
     warmup: int,
     pipelined_steps: int,
     seed: int,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Worker: time set-up, compilation and training steps of one (preset, shape) case.
 
@@ -1042,7 +1056,7 @@ def measure_step_case(
 
     log = CompileLog()
     jax.monitoring.register_event_duration_secs_listener(log)
-    stepper, figures = build_step_case(preset_name, shape, seed)
+    stepper, figures = build_step_case(preset_name, shape, seed, overrides)
     figures.update(time_steps(stepper, steps, warmup, pipelined_steps, log))
     jax.monitoring.unregister_event_duration_listener(log)
     return {

@@ -2,7 +2,15 @@ import dataclasses
 
 import pytest
 
-from nstm.config import FieldConfig, ModelConfig, TrainConfig, from_dict, load_yaml, save_yaml
+from nstm.config import (
+    FieldConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    load_yaml,
+    save_yaml,
+    with_overrides,
+)
 from nstm.presets import preset
 from nstm.runs import RunConfig, load_run_config
 from nstm.systems.dpc import DPCConfig
@@ -54,3 +62,22 @@ def test_paper_preset_matches_the_publication():
     assert config.system.pad_px == 0 and config.system.loss_margin_px == 5
     with pytest.raises(ValueError, match="unknown preset"):
         preset("fastest")
+
+
+def test_with_overrides_sets_nested_fields_and_rejects_bad_ones():
+    config = preset("paper")
+    out = with_overrides(
+        config,
+        ["train.chunk_points=4096", "model.scene.mlp_width=64", "model.motion.time_cells=[1, 3]"],
+    )
+    assert out.train.chunk_points == 4096
+    assert out.model.scene.mlp_width == 64
+    assert out.model.motion.time_cells == (1, 3)
+    assert out.model.motion.mlp_width == config.model.motion.mlp_width  # untouched
+    assert with_overrides(out, ["train.chunk_points=null"]).train.chunk_points is None
+    with pytest.raises(ValueError, match="chunkpoints"):
+        with_overrides(config, ["train.chunkpoints=1"])
+    with pytest.raises(ValueError, match="mlp_width"):
+        with_overrides(config, ["model.scene.mlp_width=wide"])
+    with pytest.raises(ValueError, match="section.field=value"):
+        with_overrides(config, ["train.steps"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -199,6 +200,33 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is Path and isinstance(value, str):
         return Path(value)
     raise ValueError(f"config{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def with_overrides(config: T, items: Sequence[str]) -> T:
+    """``config`` with dotted ``"section.field=value"`` assignments applied.
+
+    Values are parsed as YAML scalars or flow collections (``4096``, ``null``, ``[1, 8]``,
+    ``gelu``), then checked like a YAML config file: an unknown field or a value of the wrong
+    type raises a ValueError naming it.
+
+    Examples
+    --------
+    >>> with_overrides(TrainConfig(), ["steps=300", "chunk_points=4096"]).chunk_points
+    4096
+    """
+    tree: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r}: expected 'section.field=value'")
+        *path, leaf = key.strip().split(".")
+        node = tree
+        for name in path:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {name!r} is set twice")
+        node[leaf] = yaml.safe_load(text)
+    return from_dict(type(config), tree, base=config)
 
 
 def save_yaml(config: Any, path: str | Path) -> None:

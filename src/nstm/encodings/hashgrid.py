@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -15,7 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from .window import coarse_to_fine_window
 
@@ -285,6 +286,17 @@ class HashGridEncoding(eqx.Module):
         return features.reshape(*coords.shape[:-1], self.output_size)
 
 
+@dataclasses.dataclass(frozen=True)
+class _GridSpec:
+    """Static geometry of a :class:`HashGridEncoding` (hashable: a ``custom_vjp`` static arg)."""
+
+    bbox_min: tuple[float, ...]
+    bbox_max: tuple[float, ...]
+    resolutions: tuple[tuple[int, ...], ...]
+    dense: tuple[bool, ...]
+    log2_table_size: int
+
+
 # Jitted so that eager calls compile one program instead of every primitive per shape;
 # inside a caller's jit it is simply inlined.
 @functools.partial(
@@ -303,65 +315,143 @@ def _encode(
     log2_table_size: int,
 ) -> Float[Array, "P L*F"]:
     """Level-major, windowed features of flattened points; see :class:`HashGridEncoding`."""
-    ndim = points.shape[-1]
-    lo = jnp.asarray(bbox_min, dtype=points.dtype)
-    hi = jnp.asarray(bbox_max, dtype=points.dtype)
-    unit = jnp.clip((points - lo) / (hi - lo), 0.0, 1.0)
-
-    # Corner offsets {0, 1}^ndim, in the same order for every level.
-    offsets = np.array(list(itertools.product((0, 1), repeat=ndim)), dtype=np.int32)
-    features = jnp.concatenate(
-        [
-            _interpolate_level(table, unit, res, is_dense, offsets, log2_table_size)
-            for table, res, is_dense in zip(tables, resolutions, dense, strict=True)
-        ],
-        axis=-1,
-    )
+    spec = _GridSpec(bbox_min, bbox_max, resolutions, dense, log2_table_size)
+    features = _interpolate(spec, tables, points)
     if alpha is not None:
         window = coarse_to_fine_window(alpha, len(tables)).astype(features.dtype)
         features = features * jnp.repeat(window, tables[0].shape[-1])
     return features
 
 
-def _interpolate_level(
-    table: Float[Array, "entries F"],
-    unit: Float[Array, "P ndim"],
-    res: tuple[int, ...],
-    dense: bool,
-    offsets: np.ndarray,
-    log2_table_size: int,
-) -> Float[Array, "P F"]:
-    """Multilinear interpolation of one level's table at unit-box coordinates."""
-    n = np.asarray(res, dtype=np.int32)
-    pos = unit * n.astype(unit.dtype)
-    # Clip so that points on the upper face use the last cell with weight 1.
-    cell = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, n - 1)  # (P, ndim)
-    frac = pos - cell.astype(pos.dtype)  # (P, ndim), in [0, 1]; carries d/dcoords
+# The per-point arithmetic below works on one contiguous (P,) vector per axis and per corner
+# (structure of arrays): XLA:CPU vectorizes such loops well, while (P, ndim) / (P, corners)
+# layouts become strided loops that cost more than the gathers themselves.
 
-    # Corner weights: prod_d (frac_d if offset_d else 1 - frac_d) -> (P, C).
-    upper = jnp.asarray(offsets, dtype=bool)
-    weights = jnp.prod(jnp.where(upper, frac[:, None, :], 1.0 - frac[:, None, :]), axis=-1)
 
-    if dense:
+def _unit(spec: _GridSpec, points: Float[Array, "P ndim"]) -> tuple[Float[Array, " P"], ...]:
+    """Per axis, the points mapped to the unit box and clamped onto it.
+
+    Behind an optimization barrier: XLA would otherwise fuse (recompute) the whole coordinate
+    computation, often a warp and a transpose, into every level's and corner's loop.
+    """
+    lo = np.asarray(spec.bbox_min, np.float32)
+    hi = np.asarray(spec.bbox_max, np.float32)
+    unit = jnp.clip((points - lo) / (hi - lo), 0.0, 1.0)
+    return jax.lax.optimization_barrier(tuple(unit[:, d] for d in range(unit.shape[-1])))
+
+
+def _corners(ndim: int) -> np.ndarray:
+    """Corner offsets ``{0, 1}^ndim`` (C, ndim), axis 0 slowest, the same for every level."""
+    return np.array(list(itertools.product((0, 1), repeat=ndim)), dtype=np.int32)
+
+
+def _level_cells(
+    spec: _GridSpec, level: int, unit: tuple[Float[Array, " P"], ...]
+) -> tuple[Int[Array, "C P"], tuple[Float[Array, " P"], ...]]:
+    """Table rows of the ``2**ndim`` corners of each point's cell, and the point's position
+    inside the cell per axis (``frac``, in [0, 1])."""
+    res = spec.resolutions[level]
+    cells, fracs = [], []
+    for u, n in zip(unit, res, strict=True):
+        pos = u * np.float32(n)
+        # Clip so that points on the upper face use the last cell with weight 1.
+        cell = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, n - 1)
+        cells.append(cell)
+        fracs.append(pos - cell.astype(pos.dtype))
+    corners = _corners(len(res))
+    if spec.dense[level]:
         # Row-major ravel of the vertex index; the per-corner offset is a constant.
-        strides = np.cumprod((n + 1)[::-1])[::-1]
-        strides = np.append(strides[1:], 1).astype(np.int32)
-        base = jnp.sum(cell * jnp.asarray(strides), axis=-1)  # (P,)
-        index = base[:, None] + jnp.asarray(offsets @ strides)  # (P, C)
+        sizes = np.asarray(res, np.int64) + 1
+        strides = np.append(np.cumprod(sizes[::-1])[::-1][1:], 1).astype(np.int32)
+        base = sum(c * s for c, s in zip(cells, strides, strict=True))
+        index = jnp.stack([base + int(corner @ strides) for corner in corners])
     else:
-        primes = jnp.asarray(HASH_PRIMES[: len(res)], dtype=jnp.uint32)
-        lo_hash = cell.astype(jnp.uint32) * primes  # (P, ndim), wrapping uint32 multiply
+        primes = np.asarray(HASH_PRIMES[: len(res)], dtype=np.uint32)
+        lo_hash = [c.astype(jnp.uint32) * p for c, p in zip(cells, primes, strict=True)]
         # (i + 1) * p == i * p + p (mod 2**32): the upper corner's hash is one add away.
-        picked = jnp.where(upper, (lo_hash + primes)[:, None, :], lo_hash[:, None, :])
-        # XOR the per-axis hashes of each corner -> (P, C).
-        index = picked[..., 0]
-        for d in range(1, len(res)):
-            index = index ^ picked[..., d]
-        index = (index & jnp.uint32(2**log2_table_size - 1)).astype(jnp.int32)
+        hi_hash = [h + p for h, p in zip(lo_hash, primes, strict=True)]
+        mask = np.uint32(2**spec.log2_table_size - 1)
+        rows = []
+        for corner in corners:
+            terms = [hi_hash[d] if up else lo_hash[d] for d, up in enumerate(corner)]
+            rows.append((functools.reduce(operator.xor, terms) & mask).astype(jnp.int32))
+        index = jnp.stack(rows)
+    return index, tuple(fracs)
 
-    num_points, num_corners = index.shape
-    # One gather per level. Indices are in range by construction (clipped cells,
-    # masked hashes), so skip the bounds handling of jnp.take's default "fill" mode.
+
+def _corner_weights(fracs: tuple[Float[Array, " P"], ...]) -> list[Float[Array, " P"]]:
+    """Multilinear weight ``prod_d (frac_d if upper_d else 1 - frac_d)`` of every corner."""
+    factors = [(1.0 - f, f) for f in fracs]
+    return [
+        functools.reduce(operator.mul, (factors[d][up] for d, up in enumerate(corner)))
+        for corner in _corners(len(fracs))
+    ]
+
+
+def _gather(table: Float[Array, "entries F"], index: Int[Array, "C P"]) -> Float[Array, "C P F"]:
+    # Indices are in range by construction (clipped cells, masked hashes), so skip the
+    # bounds handling of jnp.take's default "fill" mode.
     values = table.at[index.reshape(-1)].get(mode="promise_in_bounds")
-    values = values.reshape(num_points, num_corners, table.shape[-1])
-    return jnp.einsum("pc,pcf->pf", weights.astype(values.dtype), values)
+    return values.reshape(*index.shape, table.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _interpolate(
+    spec: _GridSpec, tables: tuple[Float[Array, "entries F"], ...], points: Float[Array, "P ndim"]
+) -> Float[Array, "P L*F"]:
+    """Multilinear interpolation of every level's table at the points, level-major.
+
+    A custom VJP: autodiff of the interpolation materializes several ``(P, C, ndim)``
+    temporaries per level, while the hand-written backward scatters the table gradients
+    directly and forms the coordinate gradient from the corner values.
+    """
+    unit = _unit(spec, points)
+    levels = []
+    for level, table in enumerate(tables):
+        index, fracs = _level_cells(spec, level, unit)
+        weights = jnp.stack(_corner_weights(fracs))
+        levels.append(jnp.einsum("cp,cpf->pf", weights, _gather(table, index)))
+    return jnp.concatenate(levels, axis=-1)
+
+
+def _interpolate_fwd(spec, tables, points):
+    return _interpolate(spec, tables, points), (tables, points)
+
+
+def _interpolate_bwd(spec, residuals, cotangent):
+    tables, points = residuals
+    unit = _unit(spec, points)
+    ndim = len(unit)
+    features = tables[0].shape[-1]
+    table_grads = []
+    unit_grads = [jnp.zeros_like(u) for u in unit]
+    for level, table in enumerate(tables):
+        g = cotangent[:, level * features : (level + 1) * features]  # (P, F)
+        index, fracs = _level_cells(spec, level, unit)
+        weights = jnp.stack(_corner_weights(fracs))  # (C, P)
+        contributions = weights[:, :, None] * g  # (C, P, F)
+        table_grads.append(
+            jnp.zeros_like(table)
+            .at[index.reshape(-1)]
+            .add(contributions.reshape(-1, features), mode="promise_in_bounds")
+        )
+        # d feature / d frac_d = sum_c (d weight_c / d frac_d) value_c, and d frac / d unit = n.
+        value_dot_g = jnp.einsum("cpf,pf->cp", _gather(table, index), g)
+        factors = [(1.0 - f, f) for f in fracs]
+        for d in range(ndim):
+            terms = []
+            for c, corner in enumerate(_corners(ndim)):
+                others = [factors[e][up] for e, up in enumerate(corner) if e != d]
+                term = functools.reduce(operator.mul, others, value_dot_g[c])
+                terms.append(term if corner[d] else -term)
+            unit_grads[d] = unit_grads[d] + sum(terms) * np.float32(spec.resolutions[level][d])
+    lo = np.asarray(spec.bbox_min, np.float32)
+    hi = np.asarray(spec.bbox_max, np.float32)
+    # The clamp onto the box passes the gradient inside it and blocks it outside.
+    raw = (points - lo) / (hi - lo)
+    inside = (raw >= 0.0) & (raw <= 1.0)
+    points_grad = jnp.where(inside, jnp.stack(unit_grads, -1), 0.0) / (hi - lo)
+    return tuple(table_grads), points_grad.astype(points.dtype)
+
+
+_interpolate.defvjp(_interpolate_fwd, _interpolate_bwd)

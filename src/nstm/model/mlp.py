@@ -58,6 +58,7 @@ def _init_params(
     return tuple(weights), biases
 
 
+# Jitted so that eager calls compile once; inside a caller's jit it is inlined.
 @functools.partial(jax.jit, static_argnums=3)
 def _forward(
     weights: tuple[Float[Array, "fan_in fan_out"], ...],
@@ -65,10 +66,68 @@ def _forward(
     x: Float[Array, "*batch in_size"],
     activation: str,
 ) -> Float[Array, "*batch out_size"]:
+    batch = x.shape[:-1]
+    y = _mlp(activation, weights, biases, x.reshape(-1, x.shape[-1]))
+    return y.reshape(*batch, y.shape[-1])
+
+
+def _hidden(activation: str, weights, biases, x):
+    """Pre-activations of every hidden layer, and the network's output."""
     act = _ACTIVATIONS[activation]
+    pre = []
+    h = x
     for w, b in zip(weights[:-1], biases[:-1], strict=True):
-        x = act(x @ w + b)
-    return x @ weights[-1] + biases[-1]
+        pre.append(h @ w + b)
+        h = act(pre[-1])
+    return pre, h @ weights[-1] + biases[-1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _mlp(
+    activation: str,
+    weights: tuple[Float[Array, "fan_in fan_out"], ...],
+    biases: tuple[Float[Array, " fan_out"], ...],
+    x: Float[Array, "points in_size"],
+) -> Float[Array, "points out_size"]:
+    """The MLP over a flat batch of points.
+
+    A custom VJP that stores only the input and each layer's pre-activation (autodiff of GELU
+    also stores its inner tanh: a third more memory per point) and recomputes activations and
+    their derivatives inside the backward's elementwise loops.
+    """
+    return _hidden(activation, weights, biases, x)[1]
+
+
+def _mlp_fwd(activation, weights, biases, x):
+    pre, y = _hidden(activation, weights, biases, x)
+    return y, (weights, x, tuple(pre))
+
+
+def _weight_grad(inputs: Float[Array, "P fan_in"], g: Float[Array, "P fan_out"]) -> Array:
+    """``inputs.T @ g``. For a narrow ``g`` (the output layer) as a fused multiply-reduce, which
+    XLA:CPU runs about 2x faster than a dot whose output is that thin."""
+    if g.shape[-1] <= 4:
+        return jnp.stack([jnp.sum(inputs * g[:, j : j + 1], axis=0) for j in range(g.shape[-1])], 1)
+    return inputs.T @ g
+
+
+def _mlp_bwd(activation, residuals, g):
+    weights, x, pre = residuals
+    act = _ACTIVATIONS[activation]
+    weight_grads, bias_grads = [], []
+    for layer in range(len(weights) - 1, -1, -1):
+        if layer < len(weights) - 1:
+            # Through the activation: act'(pre) from one JVP, fused into this loop.
+            _, slope = jax.jvp(act, (pre[layer],), (jnp.ones_like(pre[layer]),))
+            g = g * slope
+        inputs = x if layer == 0 else act(pre[layer - 1])
+        weight_grads.append(_weight_grad(inputs, g))
+        bias_grads.append(jnp.sum(g, axis=0))
+        g = g @ weights[layer].T
+    return tuple(weight_grads[::-1]), tuple(bias_grads[::-1]), g
+
+
+_mlp.defvjp(_mlp_fwd, _mlp_bwd)
 
 
 class MLP(eqx.Module):
@@ -170,5 +229,4 @@ class MLP(eqx.Module):
         x = jnp.asarray(x)
         if x.ndim < 1 or x.shape[-1] != self.in_size:
             raise ValueError(f"x must have shape (*batch, {self.in_size}), got shape {x.shape}.")
-        # Jitted so that eager calls compile once; inside a caller's jit it is inlined.
         return _forward(self.weights, self.biases, x, self.activation)

@@ -99,18 +99,23 @@ class SpaceTimeModel(eqx.Module):
 
     def _lattice_displacement(
         self, times: Float[Array, " times"], alpha
-    ) -> Float[Array, "times points ndim"]:
-        """Displacement at every grid point: the network on the lattice, then separable
-        interpolation (equal to :meth:`displacement` at grid points, far cheaper)."""
+    ) -> Float[Array, "ndim times *grid"]:
+        """Displacement at every grid point, component-major: the network on the lattice,
+        then separable interpolation (equal to :meth:`displacement` at grid points, far
+        cheaper). Component-major keeps each axis's displacement contiguous, so the encodings
+        read it without a transpose."""
         stride = self.motion_stride_px
         nodes = _lattice_nodes(self.grid_shape, stride)
         lattice = _grid_points(nodes, spacing=stride)
         values = jax.vmap(lambda t: self.motion_network(lattice, t, alpha=alpha))(times)
-        values = values.reshape(times.shape[0], *nodes, self.ndim)
+        # (times, *nodes, ndim) -> (ndim * times, *nodes): one batch of small grids.
+        values = jnp.moveaxis(values.reshape(times.shape[0], *nodes, self.ndim), -1, 0)
+        values = values.reshape(-1, *nodes)
         for axis, (n, k) in enumerate(zip(self.grid_shape, nodes, strict=True)):
-            matrix = jnp.asarray(_interpolation_matrix(n, k, stride))
-            values = jnp.moveaxis(jnp.tensordot(matrix, values, axes=(1, axis + 1)), 0, axis + 1)
-        return values.reshape(times.shape[0], -1, self.ndim)
+            matrix = jnp.asarray(_interpolation_matrix(n, k, stride))  # (n, k)
+            # Contract grid axis `axis` (at position axis + 1), keeping the axis order.
+            values = jnp.moveaxis(jnp.tensordot(values, matrix, axes=(axis + 1, 1)), -1, axis + 1)
+        return values.reshape(self.ndim, times.shape[0], *self.grid_shape)
 
     def canonical(
         self, coords: Float[Array, "*batch ndim"], *, alpha=None
@@ -162,7 +167,8 @@ class SpaceTimeModel(eqx.Module):
         on_lattice = self.motion_stride_px > 1
         if on_lattice:
             # Motion is cheap on the lattice: warp every point first, then query the scene.
-            coords = coords + self._lattice_displacement(times, alpha).reshape(total, self.ndim)
+            displacement = self._lattice_displacement(times, alpha).reshape(self.ndim, total)
+            coords = jnp.stack([coords[:, d] + displacement[d] for d in range(self.ndim)], -1)
 
         def query(c, tc):
             return self.canonical(c, alpha=alpha) if on_lattice else self(c, tc, alpha=alpha)
