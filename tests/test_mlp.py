@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from nstm.model import mlp as mlp_module
 from nstm.model.mlp import MLP
 
 ACTIVATIONS = ["relu", "gelu", "elu", "silu", "tanh"]
@@ -56,16 +57,17 @@ def test_matches_numpy_forward(activation):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize(("out_size", "depth"), [(2, 2), (7, 1), (3, 0)])
-def test_gradients_match_autodiff(activation, out_size, depth):
-    # The hand-written backward (pre-activations stored, thin output layers reduced) against
-    # JAX autodiff of the same network written plainly.
+@pytest.mark.parametrize(("out_size", "depth", "points"), [(2, 2, 40), (7, 1, 40), (3, 0, 41)])
+def test_gradients_match_autodiff(activation, out_size, depth, points, monkeypatch):
+    # The hand-written backward (pre-activations stored, thin output layers reduced, blocks
+    # of 16 points with the last one padded) against JAX autodiff of the plain network.
+    monkeypatch.setattr(mlp_module, "BLOCK_POINTS", 16)
     rng = np.random.default_rng(3)
     mlp = MLP(5, out_size, width=16, depth=depth, activation=activation, key=jax.random.key(4))
     biases = tuple(jnp.asarray(rng.normal(size=b.shape), jnp.float32) for b in mlp.biases)
     mlp = eqx.tree_at(lambda m: m.biases, mlp, biases)
-    x = jnp.asarray(rng.normal(size=(2, 40, 5)), jnp.float32)
-    cotangent = jnp.asarray(rng.normal(size=(2, 40, out_size)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, points, 5)), jnp.float32)
+    cotangent = jnp.asarray(rng.normal(size=(2, points, out_size)), jnp.float32)
     act = {
         "relu": jax.nn.relu,
         "gelu": lambda z: jax.nn.gelu(z, approximate=True),
