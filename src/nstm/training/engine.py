@@ -11,6 +11,7 @@ number, so a resumed run draws exactly what an uninterrupted run would.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import math
 import time
@@ -117,20 +118,52 @@ def make_train_step(
 def make_fit_step(model: SpaceTimeModel, system: AbstractImagingSystem, config: TrainConfig):
     """What :func:`fit` trains with: ``(train_step, initial opt_state, sampling key)``.
 
-    ``train_step`` is :func:`make_train_step`'s update for this system and config; benchmarks
-    time exactly this step.
+    ``train_step`` is :func:`make_train_step`'s update for this system and config, compiled on
+    its first call (with the heap trimmed before it first runs); benchmarks time exactly this.
     """
     optimizer = make_optimizer(model, config)
     opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model, eqx.is_array))
-    train_step = make_train_step(
-        optimizer,
-        num_measurements=system.num_measurements,
-        frames_per_step=config.frames_per_step or system.num_measurements,
-        anneal_steps=round(config.anneal_fraction * config.steps),
-        chunk_points=config.chunk_points,
+    train_step = _CompiledOnFirstCall(
+        make_train_step(
+            optimizer,
+            num_measurements=system.num_measurements,
+            frames_per_step=config.frames_per_step or system.num_measurements,
+            anneal_steps=round(config.anneal_fraction * config.steps),
+            chunk_points=config.chunk_points,
+        )
     )
     key = jax.random.key(config.seed + 1)  # sampling key, independent of the init key
     return train_step, opt_state, key
+
+
+class _CompiledOnFirstCall:
+    """A jitted function compiled ahead of its first execution, with the heap trimmed between.
+
+    Compilation leaves a few hundred MB of freed but still mapped heap (glibc keeps it); handing
+    it back to the OS before the first execution keeps it out of the process's peak memory
+    (measured at 4 x 256²: peak 1.13 -> 0.87 GB). Later calls run the compiled executable
+    directly; arguments must keep the shapes of the first call, as training's do.
+    """
+
+    def __init__(self, jitted):
+        self._jitted = jitted
+        self._compiled = None
+
+    def __call__(self, *args):
+        if self._compiled is None:
+            lower = getattr(self._jitted, "lower", None)  # absent on a plain (wrapped) function
+            self._compiled = lower(*args).compile() if lower is not None else self._jitted
+            _release_free_heap()
+        return self._compiled(*args)
+
+
+def _release_free_heap() -> None:
+    """Return freed heap pages to the OS where the C library can (glibc's malloc_trim)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return
+    trim(0)
 
 
 def fit(
