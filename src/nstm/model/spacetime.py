@@ -244,14 +244,18 @@ def render_scenes(
     times : (T,) array_like
         Normalized times in [-1, 1]: measurement times or any times in between.
     chunk_points : int
-        Points evaluated per call, which bounds memory regardless of the grid size.
+        Points evaluated at once, which bounds memory regardless of the grid size.
 
     Returns
     -------
     (T, *grid_shape, channels) ndarray, float32
     """
     times = _check_times(times)
-    return _chunked(lambda m, r, t: m(r, t), model, times, chunk_points, model.channels)
+    if chunk_points < 1:
+        raise ValueError(f"chunk_points must be >= 1, got {chunk_points}")
+    # The training renderer, one time per call: motion on the lattice, the scene in chunks.
+    frame = eqx.filter_jit(lambda m, t: m.render(t[None], chunk_points=chunk_points)[0])
+    return np.stack([np.asarray(frame(model, t)) for t in times])
 
 
 def motion_fields(
@@ -261,7 +265,12 @@ def motion_fields(
     (dy, dx) or (dz, dy, dx); the scene at time t at pixel r is the canonical scene at
     r + motion."""
     times = _check_times(times)
-    return _chunked(lambda m, r, t: m.displacement(r, t), model, times, chunk_points, model.ndim)
+    if model.motion_stride_px == 1:
+        return _chunked(
+            lambda m, r, t: m.displacement(r, t), model, times, chunk_points, model.ndim
+        )
+    field = eqx.filter_jit(lambda m, t: jnp.moveaxis(m._lattice_displacement(t[None], None), 0, -1))
+    return np.concatenate([np.asarray(field(model, t)) for t in times])
 
 
 def _check_times(times) -> np.ndarray:
