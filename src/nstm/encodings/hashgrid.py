@@ -409,8 +409,11 @@ def _interpolate(
     levels = []
     for level, table in enumerate(tables):
         index, fracs = _level_cells(spec, level, unit)
-        weights = jnp.stack(_corner_weights(fracs))
-        levels.append(jnp.einsum("cp,cpf->pf", weights, _gather(table, index)))
+        values = _gather(table, index)
+        # An explicit sum over corners: XLA lowers the equivalent einsum to a batched dot that
+        # first copies the gathered values into a transposed (P, C, F) buffer.
+        terms = [w[:, None] * v for w, v in zip(_corner_weights(fracs), values, strict=True)]
+        levels.append(functools.reduce(operator.add, terms))
     return jnp.concatenate(levels, axis=-1)
 
 
@@ -436,7 +439,7 @@ def _interpolate_bwd(spec, residuals, cotangent):
             .add(contributions.reshape(-1, features), mode="promise_in_bounds")
         )
         # d feature / d frac_d = sum_c (d weight_c / d frac_d) value_c, and d frac / d unit = n.
-        value_dot_g = jnp.einsum("cpf,pf->cp", _gather(table, index), g)
+        value_dot_g = [jnp.sum(v * g, axis=-1) for v in _gather(table, index)]
         factors = [(1.0 - f, f) for f in fracs]
         for d in range(ndim):
             terms = []

@@ -89,6 +89,17 @@ def _value_and_slope(activation: str, pre: Array) -> tuple[Array, Array]:
     return jax.jvp(_ACTIVATIONS[activation], (pre,), (jnp.ones_like(pre),))
 
 
+def _block_size(num_points: int) -> int:
+    """Points per block: :data:`BLOCK_POINTS`, or a divisor of ``num_points`` down to half of it
+    (no padding: padding copies every block input)."""
+    if num_points <= BLOCK_POINTS:
+        return max(num_points, 1)
+    for block in range(BLOCK_POINTS, BLOCK_POINTS // 2 - 1, -1):
+        if num_points % block == 0:
+            return block
+    return BLOCK_POINTS
+
+
 def _blocks(x: Array, block: int) -> Array:
     """``(P, ...)`` -> ``(ceil(P / block), block, ...)``, zero-padded at the end."""
     pad = -x.shape[0] % block
@@ -129,8 +140,15 @@ def _mlp(
 
 
 def _mlp_fwd(activation, weights, biases, x):
-    pre, y = _hidden(activation, weights, biases, x)
-    return y, (weights, biases[0], x, pre[1:])
+    num_points = x.shape[0]
+    block = _block_size(num_points)
+
+    def forward(xb):
+        pre, y = _hidden(activation, weights, biases, xb)
+        return y, pre[1:]
+
+    y, stored = jax.lax.map(forward, _blocks(x, block))
+    return y.reshape(-1, y.shape[-1])[:num_points], (weights, biases[0], x, stored)
 
 
 def _weight_grad(inputs: Float[Array, "P fan_in"], g: Float[Array, "P fan_out"]) -> Array:
@@ -159,7 +177,7 @@ def _block_grads(activation, weights, bias0, x, stored, g):
 def _mlp_bwd(activation, residuals, g):
     weights, bias0, x, stored = residuals
     num_points = x.shape[0]
-    block = min(BLOCK_POINTS, max(num_points, 1))
+    block = _block_size(num_points)
 
     def step(totals, inputs):
         xb, storedb, gb = inputs
@@ -170,7 +188,7 @@ def _mlp_bwd(activation, residuals, g):
         tuple(jnp.zeros_like(w) for w in weights),
         tuple(jnp.zeros((w.shape[1],), w.dtype) for w in weights),
     )
-    blocks = (_blocks(x, block), tuple(_blocks(p, block) for p in stored), _blocks(g, block))
+    blocks = (_blocks(x, block), stored, _blocks(g, block))
     (w_grads, b_grads), x_grad = jax.lax.scan(step, zeros, blocks)
     return w_grads, b_grads, x_grad.reshape(-1, x.shape[-1])[:num_points]
 
