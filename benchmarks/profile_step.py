@@ -2,10 +2,9 @@
 
     python benchmarks/profile_step.py --preset default --shape 256x256
 
-Components are timed at the step's number of query points (frames x rendered pixels; the motion
-network too, although by default training evaluates it on a coarser lattice), each as its own
-jitted value-and-gradient, so their sum approximates (and usually exceeds: no fusion
-across components) the full step, also timed.
+Components are timed as training evaluates them (the scene at every query point: frames x
+rendered pixels; the motion network on its lattice, or at every point with stride 1), each as
+its own jitted gradient, so their sum approximates the full step, also timed.
 """
 
 from __future__ import annotations
@@ -55,7 +54,6 @@ def main() -> None:
     frames = system.num_measurements
     coords = jnp.tile(model.grid_coords(), (frames, 1))
     t = jnp.repeat(system.times, model.grid_coords().shape[0])
-    motion_in = jnp.concatenate([coords, t[:, None]], -1)
     n = coords.shape[0]
     rows: list[tuple[str, float]] = []
 
@@ -68,28 +66,38 @@ def main() -> None:
 
     m = model
     scene_feats = m.scene_encoding(coords)
-    motion_feats = m.motion_encoding(motion_in)
-    rows.append(
-        (
-            # Only the tables: training never differentiates the motion's input coordinates.
-            "motion encoding (tables)",
-            timeit(
-                grad_of(
-                    lambda tb, x: eqx.tree_at(lambda e: e.tables, m.motion_encoding, tb)(x),
-                    m.motion_encoding.tables,
-                    motion_in,
-                    argnums=0,
+    motion_params, motion_static = eqx.partition(
+        (m.motion_encoding, m.motion_mlp), eqx.is_inexact_array
+    )
+
+    def with_motion(params):
+        encoding, mlp = eqx.combine(params, motion_static)
+        return eqx.tree_at(lambda mm: (mm.motion_encoding, mm.motion_mlp), m, (encoding, mlp))
+
+    if m.motion_stride_px > 1:
+        # What training does: the network on the lattice, interpolated to every pixel.
+        rows.append(
+            (
+                f"motion ({m.motion_stride_px} px lattice + interpolation)",
+                timeit(
+                    grad_of(
+                        lambda mp: with_motion(mp)._lattice_displacement(system.times, None),
+                        motion_params,
+                    ),
+                    args.repeats,
                 ),
-                args.repeats,
-            ),
+            )
         )
-    )
-    rows.append(
-        (
-            "motion MLP",
-            timeit(grad_of(lambda p, x: p(x), m.motion_mlp, motion_feats), args.repeats),
+    else:
+        rows.append(
+            (
+                "motion network at every point",
+                timeit(
+                    grad_of(lambda mp: with_motion(mp).motion_network(coords, t), motion_params),
+                    args.repeats,
+                ),
+            )
         )
-    )
     rows.append(
         (
             "scene encoding (tables, coords)",
