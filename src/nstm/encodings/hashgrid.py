@@ -331,13 +331,14 @@ def _encode(
 def _unit(spec: _GridSpec, points: Float[Array, "P ndim"]) -> tuple[Float[Array, " P"], ...]:
     """Per axis, the points mapped to the unit box and clamped onto it.
 
-    Behind an optimization barrier: XLA would otherwise fuse (recompute) the whole coordinate
-    computation, often a warp and a transpose, into every level's and corner's loop.
+    XLA fuses (recomputes) this, and whatever produced ``points``, into every level's loops:
+    callers should pass points whose producer is cheap to recompute and reads memory
+    contiguously (the renderer's warp is component-major for this reason).
     """
     lo = np.asarray(spec.bbox_min, np.float32)
     hi = np.asarray(spec.bbox_max, np.float32)
     unit = jnp.clip((points - lo) / (hi - lo), 0.0, 1.0)
-    return jax.lax.optimization_barrier(tuple(unit[:, d] for d in range(unit.shape[-1])))
+    return tuple(unit[:, d] for d in range(unit.shape[-1]))
 
 
 def _corners(ndim: int) -> np.ndarray:
