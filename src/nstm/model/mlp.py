@@ -71,8 +71,9 @@ def _forward(
     return y.reshape(*batch, y.shape[-1])
 
 
-#: Points per block of the MLP's backward loop: a block's ``(block, width)`` temporaries stay in
-#: the CPU cache and only the stored pre-activations are full size.
+#: Points per block of the MLP's training loops (forward and backward): a block's
+#: ``(block, width)`` temporaries stay in the CPU cache; only the stored pre-activations are
+#: full size.
 BLOCK_POINTS = 8192
 
 _GELU_C = float(np.sqrt(2.0 / np.pi))
@@ -133,8 +134,9 @@ def _mlp(
     * the forward stores the pre-activations of the hidden layers after the first (autodiff of
       GELU also stores its inner tanh and every activation); the first layer's is recomputed,
       since its input (an encoding) is narrow and the matmul cheap;
-    * the backward loops over blocks of :data:`BLOCK_POINTS` points, so its temporaries
-      (activations, their slopes, gradients) stay in cache, and accumulates weight gradients.
+    * both passes loop over blocks of about :data:`BLOCK_POINTS` points, so their temporaries
+      (activations, their slopes, gradients) stay in cache; the backward accumulates the
+      weight gradients across blocks. Without a gradient the network runs unblocked.
     """
     return _hidden(activation, weights, biases, x)[1]
 
