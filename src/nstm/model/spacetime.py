@@ -251,9 +251,8 @@ def render_scenes(
     (T, *grid_shape, channels) ndarray, float32
     """
     times = _check_times(times)
-    if chunk_points < 1:
-        raise ValueError(f"chunk_points must be >= 1, got {chunk_points}")
-    # The training renderer, one time per call: motion on the lattice, the scene in chunks.
+    # The training renderer (it validates chunk_points), one time per call: motion on the
+    # lattice, the scene in chunks.
     frame = eqx.filter_jit(lambda m, t: m.render(t[None], chunk_points=chunk_points)[0])
     return np.stack([np.asarray(frame(model, t)) for t in times])
 
