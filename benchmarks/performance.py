@@ -586,7 +586,8 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         f"{machine['cpu_model']}, {machine['cpu_affinity']}/{machine['cpu_count']} CPUs, "
         f"{machine['ram_gb']} GB; JAX {machine['versions'].get('jax')} "
-        f"({jax_view.get('backend', '?')}: {jax_view.get('devices', '?')}); "
+        f"({jax_view.get('backend', '?')}: "
+        f"{jax_view.get('device_kind') or jax_view.get('devices', '?')}); "
         f"commit {machine['git_commit']}{' (dirty)' if machine['git_dirty'] else ''}",
     ]
     if machine["env_overrides"]:

@@ -8,6 +8,12 @@ import os
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Bitwise-reproducible GPU runs (the engine's resume and seed tests compare exactly): without
+# this, XLA's GPU scatter-adds sum in whatever order their atomics land. No effect on CPU.
+if "--xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true"
+    ).strip()
 
 import jax  # noqa: E402
 

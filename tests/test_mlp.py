@@ -45,6 +45,14 @@ def test_shapes_and_init():
     np.testing.assert_allclose(linear(x), x @ np.asarray(linear.weights[0]), rtol=1e-5, atol=1e-6)
 
 
+
+@pytest.fixture(autouse=True)
+def _float32_matmuls():
+    # These tests compare against float32 references; GPUs multiply float32 matrices in TF32
+    # (a 10-bit mantissa) unless asked for full precision.
+    with jax.default_matmul_precision("highest"):
+        yield
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_matches_numpy_forward(activation):
     mlp = MLP(5, 3, width=16, depth=2, activation=activation, key=jax.random.key(1))
@@ -62,6 +70,7 @@ def test_gradients_match_autodiff(activation, out_size, depth, points, monkeypat
     # The hand-written backward (pre-activations stored, thin output layers reduced, blocks
     # of 16 points with the last one padded) against JAX autodiff of the plain network.
     monkeypatch.setattr(mlp_module, "BLOCK_POINTS", 16)
+    monkeypatch.setattr(mlp_module, "ACCELERATOR_BLOCK_POINTS", 16)
     rng = np.random.default_rng(3)
     mlp = MLP(5, out_size, width=16, depth=depth, activation=activation, key=jax.random.key(4))
     biases = tuple(jnp.asarray(rng.normal(size=b.shape), jnp.float32) for b in mlp.biases)
