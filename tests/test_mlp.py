@@ -45,13 +45,13 @@ def test_shapes_and_init():
     np.testing.assert_allclose(linear(x), x @ np.asarray(linear.weights[0]), rtol=1e-5, atol=1e-6)
 
 
-
 @pytest.fixture(autouse=True)
 def _float32_matmuls():
     # These tests compare against float32 references; GPUs multiply float32 matrices in TF32
     # (a 10-bit mantissa) unless asked for full precision.
     with jax.default_matmul_precision("highest"):
         yield
+
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_matches_numpy_forward(activation):
