@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import equinox as eqx
 import jax
 import numpy as np
 import yaml
@@ -67,13 +66,9 @@ def load_run_config(path: str | Path, system_config_cls: type, *, base=None) -> 
     return dataclasses.replace(base, **fields)
 
 
-# Initializing array by array would compile dozens of small programs (seconds on a laptop).
-_make_model_compiled = eqx.filter_jit(make_model)
-
-
 def build_model(system: AbstractImagingSystem, config: ModelConfig, seed: int) -> SpaceTimeModel:
-    """The initial space-time model for a system (built by one compiled program)."""
-    return _make_model_compiled(
+    """The initial space-time model for a system."""
+    return make_model(
         config,
         grid_shape=tuple(system.grid_shape),
         channels=len(system.channels),

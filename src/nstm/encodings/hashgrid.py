@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+from .. import host_random
 from .window import coarse_to_fine_window
 
 __all__ = ["HashGridEncoding", "HASH_PRIMES"]
@@ -81,14 +82,15 @@ def _level_resolutions(
     return tuple(tuple(int(n) for n in row) for row in res)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
 def _init_tables(
     key: PRNGKeyArray, sizes: tuple[int, ...], features: int, scale: float
 ) -> tuple[Float[Array, "entries features"], ...]:
-    # One draw split into levels, in one compiled program: per-level eager draws
-    # would compile the RNG once per distinct table shape (seconds on CPU).
-    flat = jax.random.uniform(key, (sum(sizes), features), jnp.float32, -scale, scale)
-    return tuple(jnp.split(flat, np.cumsum(sizes)[:-1]))
+    """One table per level, uniform in ``[-scale, scale)``."""
+    keys = host_random.split(key, len(sizes))
+    return tuple(
+        host_random.uniform(k, (n, features), -scale, scale)
+        for k, n in zip(keys, sizes, strict=True)
+    )
 
 
 class HashGridEncoding(eqx.Module):

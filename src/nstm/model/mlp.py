@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .. import host_random
+
 __all__ = ["MLP", "Activation"]
 
 Activation = Literal["relu", "gelu", "elu", "silu", "tanh"]
@@ -37,24 +39,20 @@ def _is_int(value: object) -> bool:
     return not isinstance(value, bool)
 
 
-# Jitted, with a single draw split into layers: every random draw compiles its own
-# RNG kernel, which costs a fraction of a second on CPU.
-@functools.partial(jax.jit, static_argnums=(1, 2))
 def _init_params(
     key: PRNGKeyArray, sizes: tuple[int, ...], zero_init_output: bool
 ) -> tuple[tuple[Float[Array, "fan_in fan_out"], ...], tuple[Float[Array, " fan_out"], ...]]:
+    """Glorot-uniform weights (zero for the output layer if asked) and zero biases."""
     shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
-    counts = [fan_in * fan_out for fan_in, fan_out in shapes]
-    flat = jax.random.uniform(key, (sum(counts),), jnp.float32, -1.0, 1.0)
+    keys = host_random.split(key, len(shapes))
+    limits = [(6.0 / sum(shape)) ** 0.5 for shape in shapes]
     weights = [
-        chunk.reshape(fan_in, fan_out) * (6.0 / (fan_in + fan_out)) ** 0.5  # Glorot uniform
-        for chunk, (fan_in, fan_out) in zip(
-            jnp.split(flat, np.cumsum(counts)[:-1]), shapes, strict=True
-        )
+        host_random.uniform(k, shape, -limit, limit)
+        for k, shape, limit in zip(keys, shapes, limits, strict=True)
     ]
     if zero_init_output:
-        weights[-1] = jnp.zeros_like(weights[-1])
-    biases = tuple(jnp.zeros((n,), jnp.float32) for n in sizes[1:])
+        weights[-1] = jax.device_put(np.zeros(shapes[-1], np.float32))
+    biases = tuple(jax.device_put(np.zeros((n,), np.float32)) for n in sizes[1:])
     return tuple(weights), biases
 
 

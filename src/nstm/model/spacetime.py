@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .. import host_random
 from ..config import FieldConfig, ModelConfig
 from ..encodings import FourierFeatureEncoding, HashGridEncoding
 from .mlp import MLP
@@ -107,7 +108,11 @@ class SpaceTimeModel(eqx.Module):
         stride = self.motion_stride_px
         nodes = _lattice_nodes(self.grid_shape, stride)
         lattice = _grid_points(nodes, spacing=stride)
-        values = jax.vmap(lambda t: self.motion_network(lattice, t, alpha=alpha))(times)
+        # One flat batch of (node, time) queries: a vmap over times would trace every
+        # operation of the networks through the batching interpreter (~1 s of tracing).
+        values = self.motion_network(
+            jnp.tile(lattice, (times.shape[0], 1)), jnp.repeat(times, lattice.shape[0]), alpha=alpha
+        )
         # (times, *nodes, ndim) -> (ndim * times, *nodes): one batch of small grids.
         values = jnp.moveaxis(values.reshape(times.shape[0], *nodes, self.ndim), -1, 0)
         values = values.reshape(-1, *nodes)
@@ -352,7 +357,7 @@ def make_model(
             f"model.motion_stride_px must be an integer >= 1 (pixels), got "
             f"{config.motion_stride_px!r}"
         )
-    k_se, k_sm, k_me, k_mm = jax.random.split(key, 4)
+    k_se, k_sm, k_me, k_mm = host_random.split(key, 4)
 
     scene = config.scene
     finest_cell = scene.finest_cell_px
