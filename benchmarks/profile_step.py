@@ -4,7 +4,9 @@
 
 Components are timed as training evaluates them (the scene at every query point: frames x
 rendered pixels; the motion network on its lattice, or at every point with stride 1), each as
-its own jitted gradient, so their sum approximates the full step, also timed.
+its own jitted gradient, so their sum approximates the full step, also timed. The second
+column is each one's first call less a steady call: mostly its trace and compile time, which
+approximates what each part adds to the step's compile.
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ from nstm.systems.dpc import DPC
 from nstm.training import make_fit_step, make_optimizer
 
 
-def timeit(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds of ``fn`` (compiled and warmed up first)."""
+def timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median seconds of ``fn`` once compiled and warm, and seconds its first call took more."""
+    start = time.perf_counter()
     jax.block_until_ready(fn())
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    median = float(np.median(times))
+    return median, first - median
 
 
 def main() -> None:
@@ -55,7 +60,7 @@ def main() -> None:
     coords = jnp.tile(model.grid_coords(), (frames, 1))
     t = jnp.repeat(system.times, model.grid_coords().shape[0])
     n = coords.shape[0]
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, tuple[float, float]]] = []
 
     def grad_of(f, *xs, argnums=None):
         """Gradient of sum(f(*xs) * cotangent) w.r.t. ``argnums`` (default every input); inputs
@@ -128,10 +133,13 @@ def main() -> None:
         lambda: train_step(model, state, system, jnp.asarray(1, jnp.int32), key), args.repeats
     )
     print(f"{args.preset} {h}x{w}: {n} query points per step")
-    for name, secs in rows:
-        print(f"  {name:<34} {secs * 1e3:8.1f} ms")
-    print(f"  {'sum of components':<34} {sum(s for _, s in rows) * 1e3:8.1f} ms")
-    print(f"  {'full training step':<34} {full * 1e3:8.1f} ms")
+    print(f"  {'part':<40} {'per call':>10} {'first call more':>16}")
+    for name, (secs, extra) in [
+        *rows,
+        ("sum of components", tuple(map(sum, zip(*(r for _, r in rows), strict=True)))),
+        ("full training step", full),
+    ]:
+        print(f"  {name:<40} {secs * 1e3:7.1f} ms {extra:14.2f} s")
 
 
 if __name__ == "__main__":

