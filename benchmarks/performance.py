@@ -22,11 +22,10 @@ Usage::
     # the default grid: presets paper and default at 128², 256², 512², 1024² and 320x1000
     .venv/bin/python benchmarks/performance.py
 
-    # a few cases, with environment variables for the workers
+    # a few cases, with environment variables for the workers (which otherwise get the nstm
+    # command's process tuning: see worker_env)
     .venv/bin/python benchmarks/performance.py --presets paper,default \\
-        --shapes 256x256,320x1000 --steps 30 --warmup 3 \\
-        --env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 \\
-        --env XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
+        --shapes 256x256,320x1000 --steps 30 --warmup 3 --env NSTM_NO_XLA_TUNING=1
 
     # time to quality only (no step-time cases)
     .venv/bin/python benchmarks/performance.py --presets '' --quality \\
@@ -232,8 +231,20 @@ def failure(child: ChildResult, what: str) -> dict[str, Any]:
 
 
 def worker_env(overrides: dict[str, str]) -> dict[str, str]:
-    """The parent's environment with ``overrides`` applied."""
-    return {**os.environ, **overrides}
+    """The parent's environment with ``overrides`` applied, then the ``nstm`` command's process
+    tuning (glibc huge pages, XLA's memory-minimizing CPU scheduler) where the overrides leave
+    it to choose: workers run as the command does. ``--env NSTM_NO_ALLOCATOR_TUNING=1`` or
+    ``--env NSTM_NO_XLA_TUNING=1`` turns either off."""
+    env = {**os.environ, **overrides}
+    try:
+        from nstm.cli import environment
+    except ImportError:
+        return env
+    env = getattr(environment, "allocator_env", lambda e: None)(env) or env
+    flags = getattr(environment, "xla_flags_env", lambda e: None)(env)
+    if flags is not None:
+        env["XLA_FLAGS"] = flags
+    return env
 
 
 def self_command(*args: str) -> list[str]:

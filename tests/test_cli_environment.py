@@ -75,3 +75,43 @@ def test_console_entry_point_reexecs_once_and_runs(tmp_path):
         check=True,
     )
     assert "nstm reconstruct dpc DATA" in out.stdout
+
+
+def test_xla_flags_add_the_memory_scheduler(monkeypatch):
+    monkeypatch.setattr(environment, "_jaxlib_version", lambda: (0, 10))
+    flag = environment.XLA_SCHEDULER_FLAG
+    assert environment.xla_flags_env({}) == flag
+    assert (
+        environment.xla_flags_env({"XLA_FLAGS": "--xla_dump_to=/d"}) == f"--xla_dump_to=/d {flag}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "environ"),
+    [
+        ((0, 4), {}),  # a jaxlib that may not know the flag (XLA aborts on unknown flags)
+        (None, {}),  # jaxlib's version unknown
+        ((0, 11), {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}),
+        ((0, 11), {"NSTM_NO_XLA_TUNING": "1"}),  # opted out
+    ],
+)
+def test_xla_flags_left_alone(monkeypatch, version, environ):
+    monkeypatch.setattr(environment, "_jaxlib_version", lambda: version)
+    assert environment.xla_flags_env(environ) is None
+
+
+def test_installed_jaxlib_accepts_the_flag(tmp_path):
+    # The gate's promise: where the flag is added, XLA accepts it (it aborts on unknown flags).
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    flags = environment.xla_flags_env(env)
+    if flags is None:
+        pytest.skip("jaxlib older than the versions known to accept the flag")
+    out = subprocess.run(
+        [sys.executable, "-c", "import jax.numpy as jnp; print(float(jnp.ones(3).sum()))"],
+        env={**env, "XLA_FLAGS": flags},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "3.0"

@@ -1,11 +1,13 @@
-"""Process-level settings of the ``nstm`` command: the memory allocator and the compile cache.
+"""Process-level settings of the ``nstm`` command: the memory allocator, XLA's CPU scheduler
+and the compile cache.
 
-Both only affect speed. Each can be turned off with an environment variable, and neither is
-applied when nstm is used as a library (the caller owns its process).
+They only affect speed and memory. Each can be turned off with an environment variable, and
+none is applied when nstm is used as a library (the caller owns its process).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 from pathlib import Path
@@ -54,6 +56,50 @@ def reexec_with_tuned_allocator(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "nstm.cli", *argv], env)
+
+
+# XLA:CPU's default scheduler favours concurrency: it starts independent work early (every hash
+# level's index vectors before the first level is consumed), so more temporaries are alive at
+# once. The memory-minimizing one cut peak memory by 300-350 MB (14-17 %) at 4 x 320 x 1000,
+# with step times within noise. jaxlib 0.10.2 and 0.11.2 were checked to know the flag; XLA
+# aborts on an unknown flag, hence the version gate.
+XLA_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+_XLA_SCHEDULER_SINCE = (0, 10)
+
+
+def _jaxlib_version() -> tuple[int, ...] | None:
+    try:
+        text = importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    parts = []
+    for part in text.split(".")[:2]:
+        if not part.isdigit():
+            return None
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def xla_flags_env(environ: dict[str, str]) -> str | None:
+    """``XLA_FLAGS`` with XLA:CPU's memory-minimizing scheduler added, or None.
+
+    None when ``XLA_FLAGS`` already chooses the scheduler, when ``NSTM_NO_XLA_TUNING`` is set,
+    or when jaxlib is older than the versions known to accept the flag.
+    """
+    flags = environ.get("XLA_FLAGS", "")
+    if environ.get("NSTM_NO_XLA_TUNING") or "concurrency_optimized_scheduler" in flags:
+        return None
+    version = _jaxlib_version()
+    if version is None or version < _XLA_SCHEDULER_SINCE:
+        return None
+    return f"{flags} {XLA_SCHEDULER_FLAG}".strip()
+
+
+def tune_xla() -> None:
+    """Apply :func:`xla_flags_env` to this process; call before JAX starts its backend."""
+    flags = xla_flags_env(dict(os.environ))
+    if flags is not None:
+        os.environ["XLA_FLAGS"] = flags
 
 
 def compilation_cache_dir(environ: dict[str, str]) -> Path | None:
