@@ -141,3 +141,11 @@ def test_bad_train_config_is_rejected():
         fit(model, system, TrainConfig(steps=2, frames_per_step=9), progress=False)
     with pytest.raises(ValueError, match="anneal_fraction"):
         fit(model, system, TrainConfig(steps=2, anneal_fraction=1.5), progress=False)
+
+
+def test_progress_bar_says_compiling_before_the_first_step(capsys):
+    model, system = make_problem()
+    fit(model, system, TrainConfig(steps=3), progress=True)
+    frames = capsys.readouterr().err.strip().split("\r")  # the bar's successive states
+    assert any(f.startswith("compiling") and "0/3" in f for f in frames)
+    assert "3/3" in frames[-1] and "compiling" not in frames[-1]

@@ -232,6 +232,9 @@ def fit(
         dynamic_ncols=True,
         mininterval=1.0,
     )
+    # The first call compiles the step (or loads it from the compilation cache): seconds on a
+    # CPU before the first step, which the bar says instead of looking stuck.
+    bar.set_description_str("compiling", refresh=True)
     try:
         while step < last:
             new_model, new_opt_state, stats = train_step(
@@ -251,6 +254,8 @@ def fit(
                 history.append(
                     {"step": step, **{k: float(stats[k]) for k in ("loss", "data", "reg", "alpha")}}
                 )
+            if bar.desc:
+                bar.set_description_str("", refresh=False)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3e}", alpha=f"{float(stats['alpha']):.2f}")
             if step % config.checkpoint_every == 0 and step < last:
