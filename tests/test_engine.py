@@ -1,5 +1,6 @@
 """The training engine: loss decreases, resume is exact, NaN and Ctrl-C are handled."""
 
+import json
 from typing import ClassVar
 
 import equinox as eqx
@@ -12,6 +13,7 @@ from nstm.config import FieldConfig, ModelConfig, TrainConfig
 from nstm.model import make_model
 from nstm.systems.base import AbstractImagingSystem
 from nstm.training import NonFiniteLossError, TrainingInterrupted, fit, load_checkpoint
+from nstm.training.checkpoint import FORMAT_VERSION
 
 CONFIG = ModelConfig(
     scene=FieldConfig(coarsest_cell_px=8.0, finest_cell_px=2.0, log2_table_size=12, mlp_width=16),
@@ -149,3 +151,14 @@ def test_progress_bar_says_compiling_before_the_first_step(capsys):
     frames = capsys.readouterr().err.strip().split("\r")  # the bar's successive states
     assert any(f.startswith("compiling") and "0/3" in f for f in frames)
     assert "3/3" in frames[-1] and "compiling" not in frames[-1]
+
+
+def test_checkpoint_of_another_format_is_refused_clearly(tmp_path):
+    model, system = make_problem()
+    fit(model, system, TrainConfig(steps=2), run_dir=tmp_path, progress=False)
+    path = tmp_path / "checkpoint.eqx"
+    header, _, rest = path.read_bytes().partition(b"\n")
+    old = json.loads(header) | {"format": FORMAT_VERSION - 1}  # as an earlier version wrote
+    path.write_bytes(json.dumps(old).encode() + b"\n" + rest)
+    with pytest.raises(ValueError, match=f"format {FORMAT_VERSION - 1} cannot be resumed"):
+        fit(model, system, TrainConfig(steps=4), run_dir=tmp_path, resume=True, progress=False)

@@ -15,7 +15,8 @@ from typing import Any
 
 import equinox as eqx
 
-FORMAT_VERSION = 1
+# 2: the optimizer state holds one flat vector per parameter group (optax.flatten).
+FORMAT_VERSION = 2
 CHECKPOINT_NAME = "checkpoint.eqx"
 
 
@@ -41,7 +42,11 @@ def load_checkpoint(path: str | Path, like: Any) -> tuple[Any, int, list[dict]]:
     with open(path, "rb") as f:
         header = json.loads(f.readline())
         if header.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported checkpoint format {header.get('format')}")
+            raise ValueError(
+                f"{path}: checkpoint format {header.get('format')} cannot be resumed by this "
+                f"version of nstm (it reads format {FORMAT_VERSION}); start the run again, "
+                "or resume it with the nstm version that wrote it"
+            )
         try:
             tree = eqx.tree_deserialise_leaves(f, like)
         except Exception as err:  # shapes differ: the run's config changed
