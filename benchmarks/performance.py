@@ -235,16 +235,9 @@ def worker_env(overrides: dict[str, str]) -> dict[str, str]:
     tuning (glibc huge pages, XLA's memory-minimizing CPU scheduler) where the overrides leave
     it to choose: workers run as the command does. ``--env NSTM_NO_ALLOCATOR_TUNING=1`` or
     ``--env NSTM_NO_XLA_TUNING=1`` turns either off."""
-    env = {**os.environ, **overrides}
-    try:
-        from nstm.cli import environment
-    except ImportError:
-        return env
-    env = getattr(environment, "allocator_env", lambda e: None)(env) or env
-    flags = getattr(environment, "xla_flags_env", lambda e: None)(env)
-    if flags is not None:
-        env["XLA_FLAGS"] = flags
-    return env
+    from nstm.cli.environment import tuned_env
+
+    return tuned_env({**os.environ, **overrides})
 
 
 def self_command(*args: str) -> list[str]:

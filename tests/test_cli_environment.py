@@ -115,3 +115,14 @@ def test_installed_jaxlib_accepts_the_flag(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "3.0"
+
+
+def test_tuned_env_applies_both_settings(thp, monkeypatch):
+    thp("always [madvise] never\n")
+    monkeypatch.setattr(environment, "_jaxlib_version", lambda: (0, 10))
+    env = environment.tuned_env({"PATH": "/bin"})
+    assert env == {
+        "PATH": "/bin",
+        "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
+        "XLA_FLAGS": environment.XLA_SCHEDULER_FLAG,
+    }

@@ -39,7 +39,8 @@ def split(key: PRNGKeyArray, num: int) -> list[PRNGKeyArray]:
     if _traced(key):
         return list(jax.random.split(key, num))
     data = _key_data(key)
-    new = _generator(key).integers(0, 2**32, size=(num, *data.shape), dtype=np.uint32)
+    rng = np.random.default_rng(data.ravel())
+    new = rng.integers(0, 2**32, size=(num, *data.shape), dtype=np.uint32)
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         impl = jax.random.key_impl(key)
         return [jax.random.wrap_key_data(d, impl=impl) for d in new]

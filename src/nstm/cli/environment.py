@@ -95,6 +95,14 @@ def xla_flags_env(environ: dict[str, str]) -> str | None:
     return f"{flags} {XLA_SCHEDULER_FLAG}".strip()
 
 
+def tuned_env(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` with every process setting of the ``nstm`` command that applies (the glibc
+    huge-page tunable, XLA's scheduler), for running other processes as the command runs."""
+    env = allocator_env(environ) or dict(environ)
+    flags = xla_flags_env(env)
+    return env if flags is None else {**env, "XLA_FLAGS": flags}
+
+
 def tune_xla() -> None:
     """Apply :func:`xla_flags_env` to this process; call before JAX starts its backend."""
     flags = xla_flags_env(dict(os.environ))

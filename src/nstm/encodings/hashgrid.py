@@ -330,6 +330,13 @@ def _encode(
 # layouts become strided loops that cost more than the gathers themselves.
 
 
+def _box_coords(spec: _GridSpec, points: Float[Array, "P ndim"]) -> Float[Array, "P ndim"]:
+    """The points mapped to the unit box (not clamped: 0 and 1 are its faces)."""
+    lo = np.asarray(spec.bbox_min, np.float32)
+    hi = np.asarray(spec.bbox_max, np.float32)
+    return (points - lo) / (hi - lo)
+
+
 def _unit(spec: _GridSpec, points: Float[Array, "P ndim"]) -> tuple[Float[Array, " P"], ...]:
     """Per axis, the points mapped to the unit box and clamped onto it.
 
@@ -337,9 +344,7 @@ def _unit(spec: _GridSpec, points: Float[Array, "P ndim"]) -> tuple[Float[Array,
     callers should pass points whose producer is cheap to recompute and reads memory
     contiguously (the renderer's warp is component-major for this reason).
     """
-    lo = np.asarray(spec.bbox_min, np.float32)
-    hi = np.asarray(spec.bbox_max, np.float32)
-    unit = jnp.clip((points - lo) / (hi - lo), 0.0, 1.0)
+    unit = jnp.clip(_box_coords(spec, points), 0.0, 1.0)
     return tuple(unit[:, d] for d in range(unit.shape[-1]))
 
 
@@ -428,6 +433,7 @@ def _interpolate_bwd(spec, residuals, cotangent):
     tables, points = residuals
     unit = _unit(spec, points)
     ndim = len(unit)
+    corners = _corners(ndim)
     features = tables[0].shape[-1]
     table_grads = []
     unit_grads = [jnp.zeros_like(u) for u in unit]
@@ -446,17 +452,16 @@ def _interpolate_bwd(spec, residuals, cotangent):
         factors = [(1.0 - f, f) for f in fracs]
         for d in range(ndim):
             terms = []
-            for c, corner in enumerate(_corners(ndim)):
+            for c, corner in enumerate(corners):
                 others = [factors[e][up] for e, up in enumerate(corner) if e != d]
                 term = functools.reduce(operator.mul, others, value_dot_g[c])
                 terms.append(term if corner[d] else -term)
             unit_grads[d] = unit_grads[d] + sum(terms) * np.float32(spec.resolutions[level][d])
-    lo = np.asarray(spec.bbox_min, np.float32)
-    hi = np.asarray(spec.bbox_max, np.float32)
     # The clamp onto the box passes the gradient inside it and blocks it outside.
-    raw = (points - lo) / (hi - lo)
+    raw = _box_coords(spec, points)
     inside = (raw >= 0.0) & (raw <= 1.0)
-    points_grad = jnp.where(inside, jnp.stack(unit_grads, -1), 0.0) / (hi - lo)
+    extent = np.asarray(spec.bbox_max, np.float32) - np.asarray(spec.bbox_min, np.float32)
+    points_grad = jnp.where(inside, jnp.stack(unit_grads, -1), 0.0) / extent
     return tuple(table_grads), points_grad.astype(points.dtype)
 
 

@@ -137,9 +137,10 @@ def _mlp(
     * the forward stores the pre-activations of the hidden layers after the first (autodiff of
       GELU also stores its inner tanh and every activation); the first layer's is recomputed,
       since its input (an encoding) is narrow and the matmul cheap;
-    * both passes loop over blocks of about :data:`BLOCK_POINTS` points, so their temporaries
-      (activations, their slopes, gradients) stay in cache; the backward accumulates the
-      weight gradients across blocks. Without a gradient the network runs unblocked.
+    * both passes loop over blocks of about :data:`BLOCK_POINTS` points on CPU (so their
+      temporaries, activations, their slopes and gradients, stay in cache) or
+      :data:`ACCELERATOR_BLOCK_POINTS` elsewhere; the backward accumulates the weight
+      gradients across blocks. Without a gradient the network runs unblocked.
     """
     return _hidden(activation, weights, biases, x)[1]
 
