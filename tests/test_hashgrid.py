@@ -349,6 +349,16 @@ def test_jit_equals_eager():
         ({"num_levels": 2.0}, "num_levels must be an integer >= 1, got 2.0"),
         ({"features_per_level": 0}, "features_per_level must be an integer >= 1"),
         ({"log2_table_size": 31}, "log2_table_size"),
+        # Three hashed levels of 2**30 entries: more rows than int32 indices address.
+        (
+            {
+                "base_resolution": 2**16,
+                "finest_resolution": 2**17,
+                "num_levels": 3,
+                "log2_table_size": 30,
+            },
+            r"3 levels' tables would hold 3221225472 entries .* lower log2_table_size \(30\)",
+        ),
     ],
 )
 def test_constructor_errors(kwargs, match):

@@ -28,6 +28,7 @@ __all__ = ["HashGridEncoding", "HASH_PRIMES"]
 HASH_PRIMES: tuple[int, ...] = (1, 2654435761, 805459861, 3674653429)
 
 _MAX_LOG2_TABLE_SIZE = 30  # keeps dense vertex indices within int32
+_MAX_TOTAL_ENTRIES = 2**31 - 1  # rows of the levels' tables stacked into one, int32-indexed
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -226,6 +227,12 @@ class HashGridEncoding(eqx.Module):
             math.prod(n + 1 for n in res) if dense else max_entries
             for res, dense in zip(resolutions, is_dense, strict=True)
         ]
+        if sum(sizes) > _MAX_TOTAL_ENTRIES:
+            raise ValueError(
+                f"The {num_levels} levels' tables would hold {sum(sizes)} entries in all, more "
+                f"than the {_MAX_TOTAL_ENTRIES} that int32 row indices address: lower "
+                f"log2_table_size ({log2_table_size}) or num_levels."
+            )
         self.tables = _init_tables(key, tuple(sizes), features_per_level, init_scale)
         self.bbox_min = lo
         self.bbox_max = hi
@@ -325,7 +332,7 @@ def _encode(
     return features
 
 
-# The per-point arithmetic below works on one contiguous (P,) vector per axis and per corner
+# The per-point arithmetic below works on one contiguous (P, L) array per axis and per corner
 # (structure of arrays): XLA:CPU vectorizes such loops well, while (P, ndim) / (P, corners)
 # layouts become strided loops that cost more than the gathers themselves.
 
@@ -353,41 +360,75 @@ def _corners(ndim: int) -> np.ndarray:
     return np.array(list(itertools.product((0, 1), repeat=ndim)), dtype=np.int32)
 
 
-def _level_cells(
-    spec: _GridSpec, level: int, unit: tuple[Float[Array, " P"], ...]
-) -> tuple[Int[Array, "C P"], tuple[Float[Array, " P"], ...]]:
-    """Table rows of the ``2**ndim`` corners of each point's cell, and the point's position
-    inside the cell per axis (``frac``, in [0, 1])."""
-    res = spec.resolutions[level]
+def _table_offsets(spec: _GridSpec) -> np.ndarray:
+    """First row of each level in the levels' tables stacked into one, ``(L,)`` int32."""
+    sizes = [
+        math.prod(n + 1 for n in res) if dense else 2**spec.log2_table_size
+        for res, dense in zip(spec.resolutions, spec.dense, strict=True)
+    ]
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+
+
+def _cells(
+    spec: _GridSpec, unit: tuple[Float[Array, " P"], ...]
+) -> tuple[Int[Array, "C P L"], tuple[Float[Array, "P L"], ...]]:
+    """For every level at once: rows of the stacked tables for the ``2**ndim`` corners of each
+    point's cell, and the point's position inside the cell per axis (``frac``, in [0, 1]).
+
+    All levels are computed together as ``(P, L)`` arrays, with the per-level resolutions,
+    strides and table offsets as ``(L,)`` constants, so that the program has one operation
+    per corner and axis rather than one per level (unrolled levels made up most of the
+    training step's compile time). Level-minor, so that the features come out in the
+    encoding's ``(P, L*F)`` order and its cotangent is read in place.
+    """
+    res = np.asarray(spec.resolutions, np.int32)  # (L, ndim)
+    ndim = res.shape[1]
     cells, fracs = [], []
-    for u, n in zip(unit, res, strict=True):
-        pos = u * np.float32(n)
+    for d, u in enumerate(unit):
+        pos = u[:, None] * res[:, d].astype(np.float32)  # (P, L)
         # Clip so that points on the upper face use the last cell with weight 1.
-        cell = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, n - 1)
+        cell = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, res[:, d] - 1)
         cells.append(cell)
         fracs.append(pos - cell.astype(pos.dtype))
-    corners = _corners(len(res))
-    if spec.dense[level]:
-        # Row-major ravel of the vertex index; the per-corner offset is a constant.
-        sizes = np.asarray(res, np.int64) + 1
-        strides = np.append(np.cumprod(sizes[::-1])[::-1][1:], 1).astype(np.int32)
-        base = sum(c * s for c, s in zip(cells, strides, strict=True))
-        index = jnp.stack([base + int(corner @ strides) for corner in corners])
-    else:
-        primes = np.asarray(HASH_PRIMES[: len(res)], dtype=np.uint32)
+    corners = _corners(ndim)
+    dense = np.asarray(spec.dense)
+    if dense.any():
+        # Row-major ravel of the vertex index; the per-corner offset is a constant per level.
+        sizes = res.astype(np.int64) + 1
+        strides = np.cumprod(sizes[:, ::-1], axis=1)[:, ::-1]
+        strides = np.concatenate([strides[:, 1:], np.ones_like(strides[:, :1])], 1)
+        strides = strides.astype(np.int32)  # (L, ndim)
+        base = sum(c * strides[:, d] for d, c in enumerate(cells))
+        dense_rows = [base + strides @ corner for corner in corners]
+    if not dense.all():
+        primes = np.asarray(HASH_PRIMES[:ndim], dtype=np.uint32)
         lo_hash = [c.astype(jnp.uint32) * p for c, p in zip(cells, primes, strict=True)]
         # (i + 1) * p == i * p + p (mod 2**32): the upper corner's hash is one add away.
         hi_hash = [h + p for h, p in zip(lo_hash, primes, strict=True)]
         mask = np.uint32(2**spec.log2_table_size - 1)
-        rows = []
-        for corner in corners:
-            terms = [hi_hash[d] if up else lo_hash[d] for d, up in enumerate(corner)]
-            rows.append((functools.reduce(operator.xor, terms) & mask).astype(jnp.int32))
-        index = jnp.stack(rows)
-    return index, tuple(fracs)
+        hashed_rows = [
+            (
+                functools.reduce(
+                    operator.xor, [hi_hash[d] if up else lo_hash[d] for d, up in enumerate(c)]
+                )
+                & mask
+            ).astype(jnp.int32)
+            for c in corners
+        ]
+    if dense.all():
+        rows = dense_rows
+    elif not dense.any():
+        rows = hashed_rows
+    else:
+        rows = [jnp.where(dense, a, b) for a, b in zip(dense_rows, hashed_rows, strict=True)]
+    index = jnp.stack(rows) + _table_offsets(spec)
+    # Materialized once: fused into their consumers, the index arithmetic would be redone in
+    # every gather and scatter, where it does not vectorize.
+    index, frac = jax.lax.optimization_barrier((index, jnp.stack(fracs)))
+    return index, tuple(frac)
 
 
-def _corner_weights(fracs: tuple[Float[Array, " P"], ...]) -> list[Float[Array, " P"]]:
+def _corner_weights(fracs: tuple[Float[Array, "*shape"], ...]) -> list[Float[Array, "*shape"]]:
     """Multilinear weight ``prod_d (frac_d if upper_d else 1 - frac_d)`` of every corner."""
     factors = [(1.0 - f, f) for f in fracs]
     return [
@@ -396,7 +437,9 @@ def _corner_weights(fracs: tuple[Float[Array, " P"], ...]) -> list[Float[Array, 
     ]
 
 
-def _gather(table: Float[Array, "entries F"], index: Int[Array, "C P"]) -> Float[Array, "C P F"]:
+def _gather(
+    table: Float[Array, "entries F"], index: Int[Array, "*shape"]
+) -> Float[Array, "*shape F"]:
     # Indices are in range by construction (clipped cells, masked hashes), so skip the
     # bounds handling of jnp.take's default "fill" mode.
     values = table.at[index.reshape(-1)].get(mode="promise_in_bounds")
@@ -409,20 +452,18 @@ def _interpolate(
 ) -> Float[Array, "P L*F"]:
     """Multilinear interpolation of every level's table at the points, level-major.
 
-    A custom VJP: autodiff of the interpolation materializes several ``(P, C, ndim)``
-    temporaries per level, while the hand-written backward scatters the table gradients
-    directly and forms the coordinate gradient from the corner values.
+    The levels' tables are read as one stacked table (a copy of well under the points'
+    size). A custom VJP: autodiff of the interpolation materializes several ``(C, P, L)``
+    temporaries, while the hand-written backward scatters the table gradients directly and
+    forms the coordinate gradient from the corner values.
     """
-    unit = _unit(spec, points)
-    levels = []
-    for level, table in enumerate(tables):
-        index, fracs = _level_cells(spec, level, unit)
-        values = _gather(table, index)
-        # An explicit sum over corners: XLA lowers the equivalent einsum to a batched dot that
-        # first copies the gathered values into a transposed (P, C, F) buffer.
-        terms = [w[:, None] * v for w, v in zip(_corner_weights(fracs), values, strict=True)]
-        levels.append(functools.reduce(operator.add, terms))
-    return jnp.concatenate(levels, axis=-1)
+    index, fracs = _cells(spec, _unit(spec, points))
+    values = _gather(jnp.concatenate(tables), index)  # (C, P, L, F)
+    # An explicit sum over corners: XLA lowers the equivalent einsum to a batched dot that
+    # first copies the gathered values into a transposed buffer.
+    terms = [w[..., None] * v for w, v in zip(_corner_weights(fracs), values, strict=True)]
+    features = functools.reduce(operator.add, terms)  # (P, L, F)
+    return features.reshape(points.shape[0], -1)
 
 
 def _interpolate_fwd(spec, tables, points):
@@ -431,38 +472,46 @@ def _interpolate_fwd(spec, tables, points):
 
 def _interpolate_bwd(spec, residuals, cotangent):
     tables, points = residuals
+    table = jnp.concatenate(tables)
+    features = table.shape[-1]
     unit = _unit(spec, points)
     ndim = len(unit)
-    corners = _corners(ndim)
-    features = tables[0].shape[-1]
-    table_grads = []
-    unit_grads = [jnp.zeros_like(u) for u in unit]
-    for level, table in enumerate(tables):
-        g = cotangent[:, level * features : (level + 1) * features]  # (P, F)
-        index, fracs = _level_cells(spec, level, unit)
-        weights = jnp.stack(_corner_weights(fracs))  # (C, P)
-        contributions = weights[:, :, None] * g  # (C, P, F)
-        table_grads.append(
-            jnp.zeros_like(table)
-            .at[index.reshape(-1)]
-            .add(contributions.reshape(-1, features), mode="promise_in_bounds")
+    index, fracs = _cells(spec, unit)
+    num_points, num_levels = index.shape[1:]
+    g = cotangent.reshape(num_points, num_levels, features)  # (P, L, F)
+    weights = jnp.stack(_corner_weights(fracs))  # (C, P, L)
+    table_grad = (
+        jnp.zeros_like(table)
+        .at[index.reshape(-1)]
+        .add((weights[..., None] * g).reshape(-1, features), mode="promise_in_bounds")
+    )
+    table_grads = tuple(jnp.split(table_grad, _table_offsets(spec)[1:]))
+    # d feature / d frac_d = sum_c (d weight_c / d frac_d) value_c, and d frac / d unit = n.
+    # Feature and level sums written out: XLA:CPU runs small reductions as slow library calls.
+    values = _gather(table, index)  # (C, P, L, F)
+    value_dot_g = [
+        functools.reduce(operator.add, [v[..., f] * g[..., f] for f in range(features)])
+        for v in values
+    ]
+    factors = [(1.0 - f, f) for f in fracs]
+    resolutions = np.asarray(spec.resolutions, np.float32)  # (L, ndim)
+    unit_grads = []
+    for d in range(ndim):
+        terms = []
+        for c, corner in enumerate(_corners(ndim)):
+            others = [factors[e][up] for e, up in enumerate(corner) if e != d]
+            term = functools.reduce(operator.mul, others, value_dot_g[c])
+            terms.append(term if corner[d] else -term)
+        per_level = sum(terms) * resolutions[:, d]  # (P, L)
+        unit_grads.append(
+            functools.reduce(operator.add, [per_level[:, lv] for lv in range(num_levels)])
         )
-        # d feature / d frac_d = sum_c (d weight_c / d frac_d) value_c, and d frac / d unit = n.
-        value_dot_g = [jnp.sum(v * g, axis=-1) for v in _gather(table, index)]
-        factors = [(1.0 - f, f) for f in fracs]
-        for d in range(ndim):
-            terms = []
-            for c, corner in enumerate(corners):
-                others = [factors[e][up] for e, up in enumerate(corner) if e != d]
-                term = functools.reduce(operator.mul, others, value_dot_g[c])
-                terms.append(term if corner[d] else -term)
-            unit_grads[d] = unit_grads[d] + sum(terms) * np.float32(spec.resolutions[level][d])
     # The clamp onto the box passes the gradient inside it and blocks it outside.
     raw = _box_coords(spec, points)
     inside = (raw >= 0.0) & (raw <= 1.0)
     extent = np.asarray(spec.bbox_max, np.float32) - np.asarray(spec.bbox_min, np.float32)
     points_grad = jnp.where(inside, jnp.stack(unit_grads, -1), 0.0) / extent
-    return tuple(table_grads), points_grad.astype(points.dtype)
+    return table_grads, points_grad.astype(points.dtype)
 
 
 _interpolate.defvjp(_interpolate_fwd, _interpolate_bwd)
