@@ -223,10 +223,7 @@ class HashGridEncoding(eqx.Module):
         resolutions = _level_resolutions(base, finest, num_levels)
         max_entries = 2**log2_table_size
         is_dense = tuple(math.prod(n + 1 for n in res) <= max_entries for res in resolutions)
-        sizes = [
-            math.prod(n + 1 for n in res) if dense else max_entries
-            for res, dense in zip(resolutions, is_dense, strict=True)
-        ]
+        sizes = _table_sizes(resolutions, is_dense, log2_table_size)
         if sum(sizes) > _MAX_TOTAL_ENTRIES:
             raise ValueError(
                 f"The {num_levels} levels' tables would hold {sum(sizes)} entries in all, more "
@@ -365,12 +362,19 @@ def _corners(ndim: int) -> np.ndarray:
     return np.array(list(itertools.product((0, 1), repeat=ndim)), dtype=np.int32)
 
 
+def _table_sizes(
+    resolutions: tuple[tuple[int, ...], ...], dense: tuple[bool, ...], log2_table_size: int
+) -> list[int]:
+    """Entries of each level's table: one per vertex if dense, else the hash table's size."""
+    return [
+        math.prod(n + 1 for n in res) if is_dense else 2**log2_table_size
+        for res, is_dense in zip(resolutions, dense, strict=True)
+    ]
+
+
 def _table_offsets(spec: _GridSpec) -> np.ndarray:
     """First row of each level in the levels' tables stacked into one, ``(L,)`` int32."""
-    sizes = [
-        math.prod(n + 1 for n in res) if dense else 2**spec.log2_table_size
-        for res, dense in zip(spec.resolutions, spec.dense, strict=True)
-    ]
+    sizes = _table_sizes(spec.resolutions, spec.dense, spec.log2_table_size)
     return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
 
 
