@@ -132,11 +132,15 @@ def test_vertex_values_are_table_entries():
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
-def test_custom_gradients_match_autodiff_of_a_reference(ndim):
+@pytest.mark.parametrize(
+    ("ndim", "features", "alpha"),
+    [(1, 2, None), (2, 2, None), (3, 2, None), (4, 2, None), (2, 1, 0.4), (3, 3, 0.7)],
+)
+def test_custom_gradients_match_autodiff_of_a_reference(ndim, features, alpha):
     # The encoding's hand-written backward (table scatter, coordinate gradient) against JAX
-    # autodiff of a plain multilinear interpolation, points inside and outside the box.
-    enc = make_encoding(ndim)
+    # autodiff of a plain multilinear interpolation, points inside and outside the box, with
+    # and without the coarse-to-fine window.
+    enc = make_encoding(ndim, features_per_level=features)
     enc = eqx.tree_at(
         lambda e: e.tables,
         enc,
@@ -163,10 +167,14 @@ def test_custom_gradients_match_autodiff_of_a_reference(ndim):
                     for o, (index, _) in zip(offsets, corners[level], strict=True)
                 )
             )
-        return jnp.concatenate(levels, -1)
+        features = jnp.concatenate(levels, -1)
+        if alpha is None:
+            return features
+        window = coarse_to_fine_window(jnp.float32(alpha), enc.num_levels)
+        return features * jnp.repeat(window, enc.features_per_level)
 
     def ours(tables, x):
-        return eqx.tree_at(lambda e: e.tables, enc, tables)(x)
+        return eqx.tree_at(lambda e: e.tables, enc, tables)(x, alpha=alpha)
 
     x = jnp.asarray(coords)
     expected = jax.grad(lambda t, c: jnp.sum(reference(t, c) * cotangent), (0, 1))(enc.tables, x)
