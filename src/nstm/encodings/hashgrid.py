@@ -406,7 +406,9 @@ def _cells(
         sizes = res.astype(np.int64) + 1
         strides = np.cumprod(sizes[:, ::-1], axis=1)[:, ::-1]
         strides = np.concatenate([strides[:, 1:], np.ones_like(strides[:, :1])], 1)
-        strides = strides.astype(np.int32)  # (L, ndim)
+        # (L, ndim); zero on hashed levels, whose vertex counts can overflow int32 and whose
+        # dense rows are discarded below.
+        strides = np.where(dense[:, None], strides, 0).astype(np.int32)
         base = sum(c * strides[:, d] for d, c in enumerate(cells))
         dense_rows = [base + strides @ corner for corner in corners]
     if not dense.all():
