@@ -12,7 +12,13 @@ import pytest
 from nstm.config import FieldConfig, ModelConfig, TrainConfig
 from nstm.model import make_model
 from nstm.systems.base import AbstractImagingSystem
-from nstm.training import NonFiniteLossError, TrainingInterrupted, fit, load_checkpoint
+from nstm.training import (
+    NonFiniteLossError,
+    TrainingInterrupted,
+    fit,
+    load_checkpoint,
+    make_fit_step,
+)
 from nstm.training.checkpoint import FORMAT_VERSION
 
 CONFIG = ModelConfig(
@@ -162,3 +168,19 @@ def test_checkpoint_of_another_format_is_refused_clearly(tmp_path):
     path.write_bytes(json.dumps(old).encode() + b"\n" + rest)
     with pytest.raises(ValueError, match=f"format {FORMAT_VERSION - 1} cannot be resumed"):
         fit(model, system, TrainConfig(steps=4), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_step_compiled_ahead_with_compiler_options_matches_first_call_compile():
+    # Benchmarks compile the step ahead with XLA options to compare them in one process; with
+    # options that change nothing numerically it must give the first-call compile's result.
+    model, system = make_problem()
+    results = []
+    for options in (None, {"xla_cpu_enable_fast_math": False}):
+        step, opt_state, key = make_fit_step(model, system, TrainConfig(steps=5))
+        args = (model, opt_state, system, jnp.asarray(1, jnp.int32), key)
+        if options is not None:
+            step.compile(*args, compiler_options=options)
+        results.append(step(*args)[2]["loss"])
+    assert float(results[0]) == float(results[1])
+    with pytest.raises(Exception, match="no_such_option"):
+        step.compile(*args, compiler_options={"no_such_option": True})

@@ -156,11 +156,19 @@ class _CompiledOnFirstCall:
         self._jitted = jitted
         self._compiled = None
 
+    def compile(self, *args, compiler_options: dict[str, str | bool] | None = None) -> None:
+        """Compile for ``args`` now, with XLA ``compiler_options`` if given (benchmarks compare
+        them within one process), instead of on the first call."""
+        lower = getattr(self._jitted, "lower", None)  # absent on a plain (wrapped) function
+        if lower is None:
+            self._compiled = self._jitted
+        else:
+            self._compiled = lower(*args).compile(compiler_options=compiler_options)
+        _release_free_heap()
+
     def __call__(self, *args):
         if self._compiled is None:
-            lower = getattr(self._jitted, "lower", None)  # absent on a plain (wrapped) function
-            self._compiled = lower(*args).compile() if lower is not None else self._jitted
-            _release_free_heap()
+            self.compile(*args)
         return self._compiled(*args)
 
 
