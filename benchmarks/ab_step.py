@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from performance import build_step_case, parse_shape, quantiles
 
-from nstm.cli.environment import tuned_env
+from nstm.cli.environment import reexec_with_tuned_allocator, tune_xla
 
 
 def option_value(text: str) -> bool | int | float | str:
@@ -63,11 +63,11 @@ def parse_variant(text: str) -> tuple[str, list[str], dict[str, bool | int | flo
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Run as the nstm command runs (glibc huge pages, XLA's scheduler), as performance.py's
-    # workers do: the allocator setting only takes effect in a new process.
-    env = tuned_env(dict(os.environ))
-    if env != os.environ:
-        args = sys.argv[1:] if argv is None else list(argv)
-        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *args], env)
+    # workers do.
+    reexec_with_tuned_allocator(
+        sys.argv[1:] if argv is None else list(argv), program=(os.path.abspath(__file__),)
+    )
+    tune_xla()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("variants", nargs="+", help="NAME or NAME:ITEM;ITEM (see above)")
     ap.add_argument("--preset", default="default")

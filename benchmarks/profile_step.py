@@ -12,6 +12,8 @@ approximates what each part adds to the step's compile.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstm import presets
+from nstm.cli.environment import reexec_with_tuned_allocator, tune_xla
 from nstm.runs import build_model
 from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC
@@ -42,6 +45,10 @@ def timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    # Run as the nstm command runs (glibc huge pages, XLA's scheduler), as performance.py's
+    # workers do.
+    reexec_with_tuned_allocator(sys.argv[1:], program=(os.path.abspath(__file__),))
+    tune_xla()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="default")
     ap.add_argument("--shape", default="256x256")

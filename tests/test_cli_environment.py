@@ -126,3 +126,19 @@ def test_tuned_env_applies_both_settings(thp, monkeypatch):
         "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
         "XLA_FLAGS": environment.XLA_SCHEDULER_FLAG,
     }
+
+
+@pytest.mark.parametrize(
+    ("program", "expected"),
+    [((), ("-m", "nstm.cli")), (("/path/bench.py",), ("/path/bench.py",))],
+)
+def test_reexec_runs_the_given_program_with_the_tunable(thp, monkeypatch, program, expected):
+    thp("always [madvise] never\n")
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.delenv("NSTM_NO_ALLOCATOR_TUNING", raising=False)
+    calls = []
+    monkeypatch.setattr(environment.os, "execve", lambda *a: calls.append(a))
+    environment.reexec_with_tuned_allocator(["--x", "1"], *([program] if program else []))
+    ((executable, args, env),) = calls
+    assert args == [sys.executable, *expected, "--x", "1"]
+    assert env["GLIBC_TUNABLES"] == environment.HUGEPAGE_TUNABLE

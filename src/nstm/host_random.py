@@ -26,8 +26,9 @@ def _key_data(key: PRNGKeyArray) -> np.ndarray:
     return np.asarray(key, dtype=np.uint32)
 
 
-def _generator(key: PRNGKeyArray) -> np.random.Generator:
-    return np.random.default_rng(_key_data(key).ravel())
+def _generator(data: np.ndarray) -> np.random.Generator:
+    """A NumPy generator seeded by a key's raw data."""
+    return np.random.default_rng(data.ravel())
 
 
 def _traced(key: PRNGKeyArray) -> bool:
@@ -39,8 +40,7 @@ def split(key: PRNGKeyArray, num: int) -> list[PRNGKeyArray]:
     if _traced(key):
         return list(jax.random.split(key, num))
     data = _key_data(key)
-    rng = np.random.default_rng(data.ravel())
-    new = rng.integers(0, 2**32, size=(num, *data.shape), dtype=np.uint32)
+    new = _generator(data).integers(0, 2**32, size=(num, *data.shape), dtype=np.uint32)
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         impl = jax.random.key_impl(key)
         return [jax.random.wrap_key_data(d, impl=impl) for d in new]
@@ -54,4 +54,4 @@ def uniform(
     if _traced(key):
         return jax.random.uniform(key, shape, jnp.float32, low, high)
     # device_put, not jnp.asarray: the latter compiles a small program per shape.
-    return jax.device_put(_generator(key).uniform(low, high, shape).astype(np.float32))
+    return jax.device_put(_generator(_key_data(key)).uniform(low, high, shape).astype(np.float32))

@@ -44,8 +44,11 @@ def allocator_env(environ: dict[str, str]) -> dict[str, str] | None:
     return env
 
 
-def reexec_with_tuned_allocator(argv: list[str]) -> None:
-    """Replace this process by ``python -m nstm.cli ARGV`` with the tuned allocator.
+def reexec_with_tuned_allocator(
+    argv: list[str], program: tuple[str, ...] = ("-m", "nstm.cli")
+) -> None:
+    """Replace this process by ``python PROGRAM ARGV`` (the ``nstm`` command by default; a
+    benchmark script passes its own path) with the tuned allocator.
 
     glibc reads its tunables at start-up only, hence the re-exec. Returns (doing nothing)
     when no tuning applies; otherwise does not return.
@@ -55,7 +58,7 @@ def reexec_with_tuned_allocator(argv: list[str]) -> None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "nstm.cli", *argv], env)
+    os.execve(sys.executable, [sys.executable, *program, *argv], env)
 
 
 # XLA:CPU's default scheduler favours concurrency: it starts independent work early (every hash
