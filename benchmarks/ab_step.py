@@ -14,8 +14,10 @@ variant's in the same round. An A/A run (identical variants) gave ratios of 0.99
 A variant is ``NAME`` or ``NAME:ITEM;ITEM;...``, each item either a run-config override
 ``section.field=value`` (as ``performance.py --set``) or ``@option=value``, an XLA compiler
 option (a field of XLA's DebugOptions) for this variant's step only. Code changes are compared
-by switching them on a module flag read at trace time, or with ``performance.py`` runs of each
-commit back to back.
+by switching them on a module flag read at trace time (call ``jax.clear_caches()`` before
+tracing each variant: an inner ``jax.jit`` such as ``nstm.model.mlp._forward`` otherwise reuses
+its first trace and the comparison is an A/A), or with ``performance.py`` runs of each commit
+back to back.
 """
 
 from __future__ import annotations
