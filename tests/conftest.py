@@ -15,6 +15,11 @@ if "--xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
         os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true"
     ).strip()
 
+# Two CPU devices, as the nstm command makes on two cores: fit() then splits each step's
+# measurements across them, so the suite runs the data-parallel engine the command runs.
+if "--xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=2"
+
 import jax  # noqa: E402
 
 jax.config.update(

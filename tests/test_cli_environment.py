@@ -1,5 +1,6 @@
 """Process settings of the nstm command: allocator re-exec and the compilation cache."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,44 +78,64 @@ def test_console_entry_point_reexecs_once_and_runs(tmp_path):
     assert "nstm reconstruct dpc DATA" in out.stdout
 
 
-def test_xla_flags_add_the_memory_scheduler(monkeypatch):
+DEVICES = "--xla_force_host_platform_device_count"
+
+
+def test_xla_flags_add_the_memory_scheduler_and_a_device_per_core(monkeypatch):
     monkeypatch.setattr(environment, "_jaxlib_version", lambda: (0, 10))
     flag = environment.XLA_SCHEDULER_FLAG
-    assert environment.xla_flags_env({}) == flag
+    assert environment.xla_flags_env({}, cores=1) == flag
+    assert environment.xla_flags_env({}, cores=4) == f"{flag} {DEVICES}=4"
     assert (
-        environment.xla_flags_env({"XLA_FLAGS": "--xla_dump_to=/d"}) == f"--xla_dump_to=/d {flag}"
+        environment.xla_flags_env({"XLA_FLAGS": "--xla_dump_to=/d"}, cores=2)
+        == f"--xla_dump_to=/d {flag} {DEVICES}=2"
     )
 
 
 @pytest.mark.parametrize(
-    ("version", "environ"),
+    ("version", "environ", "expected"),
     [
-        ((0, 4), {}),  # a jaxlib that may not know the flag (XLA aborts on unknown flags)
-        (None, {}),  # jaxlib's version unknown
-        ((0, 11), {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}),
-        ((0, 11), {"NSTM_NO_XLA_TUNING": "1"}),  # opted out
+        # a jaxlib that may not know the scheduler flag (XLA aborts on unknown flags)
+        ((0, 4), {}, f"{DEVICES}=2"),
+        (None, {}, f"{DEVICES}=2"),  # jaxlib's version unknown
+        (
+            (0, 11),
+            {"XLA_FLAGS": f"--xla_cpu_enable_concurrency_optimized_scheduler=true {DEVICES}=3"},
+            None,
+        ),
+        ((0, 11), {"NSTM_NO_XLA_TUNING": "1"}, None),  # opted out
     ],
 )
-def test_xla_flags_left_alone(monkeypatch, version, environ):
+def test_xla_flags_the_user_set_are_left_alone(monkeypatch, version, environ, expected):
     monkeypatch.setattr(environment, "_jaxlib_version", lambda: version)
-    assert environment.xla_flags_env(environ) is None
+    assert environment.xla_flags_env(environ, cores=2) == expected
 
 
-def test_installed_jaxlib_accepts_the_flag(tmp_path):
-    # The gate's promise: where the flag is added, XLA accepts it (it aborts on unknown flags).
+def test_usable_cores_is_the_affinity_else_the_cpu_count(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert environment.usable_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert environment.usable_cores() == 6
+
+
+def test_installed_jaxlib_accepts_the_flags(tmp_path):
+    # The gate's promise: where a flag is added, XLA accepts it (it aborts on unknown flags),
+    # and the devices it asks for exist.
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "JAX_PLATFORMS": "cpu"}
-    flags = environment.xla_flags_env(env)
-    if flags is None:
-        pytest.skip("jaxlib older than the versions known to accept the flag")
+    flags = environment.xla_flags_env(env, cores=3)
+    if environment.XLA_SCHEDULER_FLAG not in flags:
+        pytest.skip("jaxlib older than the versions known to accept the scheduler flag")
+    code = "import jax, jax.numpy as jnp; print(float(jnp.ones(3).sum()), len(jax.devices()))"
     out = subprocess.run(
-        [sys.executable, "-c", "import jax.numpy as jnp; print(float(jnp.ones(3).sum()))"],
+        [sys.executable, "-c", code],
         env={**env, "XLA_FLAGS": flags},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "3.0"
+    assert out.stdout.split() == ["3.0", "3"]
 
 
 def test_tuned_env_applies_both_settings(thp, monkeypatch):
@@ -124,7 +145,8 @@ def test_tuned_env_applies_both_settings(thp, monkeypatch):
     assert env == {
         "PATH": "/bin",
         "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
-        "XLA_FLAGS": environment.XLA_SCHEDULER_FLAG,
+        "XLA_FLAGS": environment.XLA_SCHEDULER_FLAG
+        + (f" {DEVICES}={environment.usable_cores()}" if environment.usable_cores() > 1 else ""),
     }
 
 

@@ -20,6 +20,7 @@ from nstm.training import (
     make_fit_step,
 )
 from nstm.training.checkpoint import FORMAT_VERSION
+from nstm.training.engine import data_parallel_devices, make_optimizer, make_train_step
 
 CONFIG = ModelConfig(
     scene=FieldConfig(coarsest_cell_px=8.0, finest_cell_px=2.0, log2_table_size=12, mlp_width=16),
@@ -184,3 +185,72 @@ def test_step_compiled_ahead_with_compiler_options_matches_first_call_compile():
     assert float(results[0]) == float(results[1])
     with pytest.raises(Exception, match="no_such_option"):
         step.compile(*args, compiler_options={"no_such_option": True})
+
+
+@pytest.mark.parametrize(
+    ("frames", "devices", "expected"),
+    [(4, "ab", "ab"), (4, "abcd", "abcd"), (6, "abcd", "abc"), (3, "ab", "a"), (5, "abcd", "a")],
+)
+def test_data_parallel_devices_give_every_device_the_same_share(frames, devices, expected):
+    assert data_parallel_devices(frames, list(devices)) == list(expected)
+
+
+def test_the_suite_has_two_cpu_devices():
+    # conftest makes them, as the nstm command does on two cores; the tests below need them.
+    assert len(jax.devices("cpu")) >= 2
+    assert len(data_parallel_devices(4)) == 2
+
+
+@pytest.mark.parametrize("frames_per_step", [4, 2])
+def test_step_split_across_devices_matches_one_device(frames_per_step):
+    model, system = make_problem(frames=4)
+    config = TrainConfig(steps=10, frames_per_step=frames_per_step, scene_lr=2e-2)
+    optimizer = make_optimizer(model, config)
+    results = []
+    for devices in (jax.devices("cpu")[:1], jax.devices("cpu")[:2]):
+        step = make_train_step(
+            optimizer,
+            num_measurements=4,
+            frames_per_step=frames_per_step,
+            anneal_steps=5,
+            devices=devices,
+        )
+        sharding = jax.sharding.NamedSharding(
+            jax.sharding.Mesh(np.asarray(devices), ("batch",)), jax.sharding.PartitionSpec()
+        )
+        state = jax.device_put(
+            (model, optimizer.init(eqx.filter(model, eqx.is_array)), system), sharding
+        )
+        m, opt_state, sys_ = state
+        losses = []
+        for i in range(3):
+            m, opt_state, stats = step(m, opt_state, sys_, jnp.asarray(i), jax.random.key(1))
+            losses.append(float(stats["loss"]))
+        results.append((losses, leaves(m), stats))
+    (one_losses, one_params, one_stats), (two_losses, two_params, two_stats) = results
+    np.testing.assert_allclose(two_losses, one_losses, rtol=1e-5)
+    for key in ("data", "reg"):
+        np.testing.assert_allclose(float(two_stats[key]), float(one_stats[key]), rtol=1e-5)
+    for a, b in zip(one_params, two_params, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_split_step_needs_a_batch_the_devices_divide():
+    model, _ = make_problem()
+    with pytest.raises(ValueError, match="multiple of the number of devices"):
+        make_train_step(
+            make_optimizer(model, TrainConfig()),
+            num_measurements=4,
+            frames_per_step=3,
+            anneal_steps=5,
+            devices=jax.devices("cpu")[:2],
+        )
+
+
+def test_fit_splits_steps_and_returns_the_model_on_one_device():
+    model, system = make_problem()
+    train_step, _, _ = make_fit_step(model, system, TrainConfig(steps=3))
+    assert len(train_step.devices) == 2
+    result = fit(model, system, TrainConfig(steps=3), progress=False)
+    for x in jax.tree_util.tree_leaves(eqx.filter(result.model, eqx.is_array)):
+        assert len(x.devices()) == 1

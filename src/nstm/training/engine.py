@@ -7,6 +7,12 @@ Loss for a step over measurements ``m`` (``frames_per_step`` of them)::
 where ``scenes_m`` is the model rendered at ``system.render_times[m]`` with the coarse-to-fine
 ``alpha`` of the step. The measurements of a step are drawn from a key folded with the step
 number, so a resumed run draws exactly what an uninterrupted run would.
+
+With several CPU devices (the ``nstm`` command makes one per core), a step's measurements are
+split across them and the losses and gradients averaged (data parallelism): each device then
+runs its share of the step as one sequence of operations on cache-sized blocks, which keeps
+the cores busier than splitting every operation between them (paper preset, 4 x 256² on 2
+cores: 0.79x the step time; ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import ctypes
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, Int
 from tqdm.auto import tqdm
 
@@ -92,6 +101,67 @@ def step_loss(
     return data + reg, (data, reg)
 
 
+def data_parallel_devices(
+    frames_per_step: int, devices: Sequence[jax.Device] | None = None
+) -> list[jax.Device]:
+    """The devices a step's ``frames_per_step`` measurements are split across.
+
+    The most of ``devices`` (default: the local CPU devices when the CPU is the default backend,
+    else only the first device) whose number divides ``frames_per_step``, so that every device
+    gets the same share; a single device means no splitting.
+    """
+    if devices is None:
+        devices = jax.local_devices()
+        if jax.default_backend() != "cpu":  # multi-accelerator splitting is untested
+            devices = devices[:1]
+    if not devices:
+        raise ValueError("data_parallel_devices needs at least one device")
+    count = max(n for n in range(1, len(devices) + 1) if frames_per_step % n == 0)
+    return list(devices[:count])
+
+
+def _split_over_devices(loss_fn, devices: Sequence[jax.Device]):
+    """Value and gradient of ``loss_fn(model, system, indices, alpha) -> (loss, aux)`` with
+    ``indices`` split across ``devices``.
+
+    The loss is a mean over measurements and every device gets as many, so the batch's loss,
+    ``aux`` and gradient are the means of the devices'. Each device differentiates its loss
+    divided by their number and the results are summed: the division then costs one scalar in
+    the backward pass, where averaging afterwards would compile a kernel per gradient array.
+    """
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    replicated, split = PartitionSpec(), PartitionSpec("batch")
+    share = 1.0 / len(devices)
+
+    def run(model, system, indices, alpha):
+        model_arrays, model_static = eqx.partition(model, eqx.is_array)
+        system_arrays, system_static = eqx.partition(system, eqx.is_array)
+
+        def local(model_arrays, system_arrays, indices, alpha):
+            system = eqx.combine(system_arrays, system_static)
+
+            def part(model):
+                loss, aux = loss_fn(model, system, indices, alpha)
+                return loss * share, jax.tree.map(lambda a: a * share, aux)
+
+            out = eqx.filter_value_and_grad(part, has_aux=True)(
+                eqx.combine(model_arrays, model_static)
+            )
+            return jax.lax.psum(out, "batch")
+
+        # check_vma=False: the networks' block loops start from constants (replicated) and
+        # carry per-device values; the outputs are made replicated by the psum.
+        return jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(replicated, replicated, split, replicated),
+            out_specs=replicated,
+            check_vma=False,
+        )(model_arrays, system_arrays, indices, alpha)
+
+    return run
+
+
 def make_train_step(
     optimizer: optax.GradientTransformation,
     *,
@@ -99,9 +169,28 @@ def make_train_step(
     frames_per_step: int,
     anneal_steps: int,
     chunk_points: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ):
-    """The jitted update ``(model, opt_state, system, step, key) -> (model, opt_state, stats)``."""
+    """The jitted update ``(model, opt_state, system, step, key) -> (model, opt_state, stats)``.
+
+    With several ``devices`` (their number must divide ``frames_per_step``), each computes the
+    loss and gradients of its share of the step's measurements and they are averaged; the
+    arguments must then be replicated on them (:func:`make_fit_step`'s step places them).
+    """
     alpha_at = coarse_to_fine(anneal_steps)
+
+    def loss_fn(model, system, indices, alpha):
+        return step_loss(model, system, indices, alpha, chunk_points)
+
+    if devices is not None and len(devices) > 1:
+        if frames_per_step % len(devices):
+            raise ValueError(
+                f"frames_per_step ({frames_per_step}) must be a multiple of the number of "
+                f"devices ({len(devices)})"
+            )
+        loss_and_grads = _split_over_devices(loss_fn, devices)
+    else:
+        loss_and_grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)
 
     @eqx.filter_jit
     def train_step(model, opt_state, system, step, key):
@@ -112,9 +201,7 @@ def make_train_step(
             indices = jax.random.choice(
                 jax.random.fold_in(key, step), num_measurements, (frames_per_step,), replace=False
             )
-        (loss, (data, reg)), grads = eqx.filter_value_and_grad(step_loss, has_aux=True)(
-            model, system, indices, alpha, chunk_points
-        )
+        (loss, (data, reg)), grads = loss_and_grads(model, system, indices, alpha)
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         model = eqx.apply_updates(model, updates)
         return model, opt_state, {"loss": loss, "data": data, "reg": reg, "alpha": alpha}
@@ -130,17 +217,27 @@ def make_fit_step(model: SpaceTimeModel, system: AbstractImagingSystem, config: 
     """
     optimizer = make_optimizer(model, config)
     opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model, eqx.is_array))
+    frames_per_step = config.frames_per_step or system.num_measurements
+    devices = data_parallel_devices(frames_per_step)
     train_step = _CompiledOnFirstCall(
         make_train_step(
             optimizer,
             num_measurements=system.num_measurements,
-            frames_per_step=config.frames_per_step or system.num_measurements,
+            frames_per_step=frames_per_step,
             anneal_steps=round(config.anneal_fraction * config.steps),
             chunk_points=config.chunk_points,
-        )
+            devices=devices,
+        ),
+        devices=devices,
     )
     key = jax.random.key(config.seed + 1)  # sampling key, independent of the init key
     return train_step, opt_state, key
+
+
+def _place(tree, sharding):
+    """The arrays of ``tree`` on ``sharding`` (a device or a sharding); other leaves as they are.
+    Arrays already there are not copied."""
+    return jax.tree.map(lambda x: jax.device_put(x, sharding) if eqx.is_array(x) else x, tree)
 
 
 class _CompiledOnFirstCall:
@@ -149,12 +246,20 @@ class _CompiledOnFirstCall:
     Compilation leaves a few hundred MB of freed but still mapped heap (glibc keeps it); handing
     it back to the OS before the first execution keeps it out of the process's peak memory
     (measured at 4 x 256²: peak 1.13 -> 0.87 GB). Later calls run the compiled executable
-    directly; arguments must keep the shapes of the first call, as training's do.
+    directly; arguments must keep the shapes of the first call, as training's do. With several
+    ``devices``, array arguments are replicated on them first (a no-op once they are, as the
+    step's outputs are).
     """
 
-    def __init__(self, jitted):
+    def __init__(self, jitted, devices: Sequence[jax.Device] = ()):
         self._jitted = jitted
         self._compiled = None
+        self.devices = list(devices)
+        self._sharding = (
+            NamedSharding(Mesh(np.asarray(self.devices), ("batch",)), PartitionSpec())
+            if len(self.devices) > 1
+            else None
+        )
 
     def compile(self, *args, compiler_options: dict[str, str | bool] | None = None) -> None:
         """Compile for ``args`` now, with XLA ``compiler_options`` if given (benchmarks compare
@@ -163,10 +268,16 @@ class _CompiledOnFirstCall:
         if lower is None:
             self._compiled = self._jitted
         else:
+            args = self.place(args)
             self._compiled = lower(*args).compile(compiler_options=compiler_options)
         _release_free_heap()
 
+    def place(self, args):
+        """``args`` on this step's devices."""
+        return args if self._sharding is None else _place(args, self._sharding)
+
     def __call__(self, *args):
+        args = self.place(args)
         if self._compiled is None:
             self.compile(*args)
         return self._compiled(*args)
@@ -224,6 +335,7 @@ def fit(
         if ckpt is None:
             raise ValueError("resume=True needs run_dir")
         (model, opt_state), step, history = load_checkpoint(ckpt, (model, opt_state))
+    model, opt_state, system = train_step.place((model, opt_state, system))  # once, not per step
     last = config.steps if stop_at is None else min(stop_at, config.steps)
 
     def checkpoint(state, at_step):
@@ -277,6 +389,8 @@ def fit(
     finally:
         bar.close()
     checkpoint((model, opt_state), step)
+    if len(train_step.devices) > 1:  # later uses (outputs, evaluation) run on one device
+        model = _place(model, train_step.devices[0])
     return FitResult(model, history, step, time.perf_counter() - start)
 
 
