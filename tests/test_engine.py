@@ -201,8 +201,8 @@ def test_the_suite_has_two_cpu_devices():
     assert len(data_parallel_devices(4)) == 2
 
 
-@pytest.mark.parametrize("frames_per_step", [4, 2])
-def test_step_split_across_devices_matches_one_device(frames_per_step):
+@pytest.mark.parametrize(("frames_per_step", "chunk_points"), [(4, None), (2, None), (4, 100)])
+def test_step_split_across_devices_matches_one_device(frames_per_step, chunk_points):
     model, system = make_problem(frames=4)
     config = TrainConfig(steps=10, frames_per_step=frames_per_step, scene_lr=2e-2)
     optimizer = make_optimizer(model, config)
@@ -213,6 +213,7 @@ def test_step_split_across_devices_matches_one_device(frames_per_step):
             num_measurements=4,
             frames_per_step=frames_per_step,
             anneal_steps=5,
+            chunk_points=chunk_points,
             devices=devices,
         )
         sharding = jax.sharding.NamedSharding(
