@@ -138,3 +138,22 @@ def test_errors():
         mlp(jnp.zeros((7, 4)))
     with pytest.raises(ValueError, match="x must have shape"):
         mlp(jnp.float32(1.0))
+
+
+def test_blocks_are_smaller_inside_a_computation_split_across_devices(monkeypatch):
+    if jax.default_backend() != "cpu":
+        pytest.skip("the split block size is a CPU setting")
+    monkeypatch.setattr(mlp_module, "BLOCK_POINTS", 64)
+    monkeypatch.setattr(mlp_module, "SPLIT_BLOCK_POINTS", 16)
+    assert mlp_module._block_size(1024) == 64
+    seen = []
+
+    def body(x):
+        seen.append(mlp_module._block_size(1024))
+        return x
+
+    devices = jax.devices("cpu")[:2]
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+    spec = jax.sharding.PartitionSpec("batch")
+    jax.jit(jax.shard_map(body, mesh=mesh, in_specs=spec, out_specs=spec))(jnp.ones(len(devices)))
+    assert seen == [16]

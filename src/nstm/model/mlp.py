@@ -72,8 +72,14 @@ def _forward(
 #: Points per block of the MLP's training loops (forward and backward) on CPU: a block's
 #: ``(block, width)`` temporaries (1 MB at width 128) stay in a core's L2 cache; only the stored
 #: pre-activations are full size. 2048 rather than 8192: the gradient alone 0.68-0.76x on one
-#: core; the paper step 0.83x (256²) and 0.85x (320 x 1000) with a device per core.
+#: core, the paper step 0.95x on two. Smaller blocks cost more there (512: 1.29x), because
+#: XLA:CPU splits each operation across the cores and joins them after it.
 BLOCK_POINTS = 2048
+#: The same inside a computation split across CPU devices (a ``shard_map``, as the training
+#: engine's step with a device per core), where the devices' operations run side by side and
+#: the joins cost less: 512 against 2048 (in one process, alternated), the paper step 0.98-1.00x
+#: at 256² and 0.96x at 320 x 1000, 1024 against 2048 0.96-0.99x, 512 against 1024 0.94-1.00x.
+SPLIT_BLOCK_POINTS = 512
 #: The same on accelerators, whose thousands of threads need large blocks to be kept busy: the
 #: blocks only bound the temporaries' memory there (about 0.5 GB per 128-wide layer).
 ACCELERATOR_BLOCK_POINTS = 1 << 20
@@ -93,10 +99,16 @@ def _value_and_slope(activation: str, pre: Array) -> tuple[Array, Array]:
 
 
 def _block_size(num_points: int) -> int:
-    """Points per block: :data:`BLOCK_POINTS` on CPU (:data:`ACCELERATOR_BLOCK_POINTS` on the
-    default backend otherwise), or a divisor of ``num_points`` down to half of it (no padding:
-    padding copies every block input)."""
-    target = BLOCK_POINTS if jax.default_backend() == "cpu" else ACCELERATOR_BLOCK_POINTS
+    """Points per block: :data:`BLOCK_POINTS` on CPU (:data:`SPLIT_BLOCK_POINTS` when traced
+    inside a computation split across devices, :data:`ACCELERATOR_BLOCK_POINTS` on the default
+    backend otherwise), or a divisor of ``num_points`` down to half of it (no padding: padding
+    copies every block input)."""
+    if jax.default_backend() != "cpu":
+        target = ACCELERATOR_BLOCK_POINTS
+    elif jax.sharding.get_abstract_mesh().manual_axes:
+        target = SPLIT_BLOCK_POINTS
+    else:
+        target = BLOCK_POINTS
     if num_points <= target:
         return max(num_points, 1)
     for block in range(target, target // 2 - 1, -1):
