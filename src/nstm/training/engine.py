@@ -12,7 +12,7 @@ With several CPU devices (the ``nstm`` command makes one per core), a step's mea
 split across them and the losses and gradients averaged (data parallelism): each device then
 runs its share of the step as one sequence of operations on cache-sized blocks, which keeps
 the cores busier than splitting every operation between them (paper preset, 4 x 256² on 2
-cores: 0.79x the step time; ``benchmarks/README.md``).
+cores: about 0.8x the step time, with the MLP's smaller blocks; ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -120,6 +120,11 @@ def data_parallel_devices(
     return list(devices[:count])
 
 
+def _batch_mesh(devices: Sequence[jax.Device]) -> Mesh:
+    """A mesh of ``devices`` along the step's measurements (axis ``"batch"``)."""
+    return Mesh(np.asarray(devices), ("batch",))
+
+
 def _split_over_devices(loss_fn, devices: Sequence[jax.Device]):
     """Value and gradient of ``loss_fn(model, system, indices, alpha) -> (loss, aux)`` with
     ``indices`` split across ``devices``.
@@ -129,7 +134,7 @@ def _split_over_devices(loss_fn, devices: Sequence[jax.Device]):
     divided by their number and the results are summed: the division then costs one scalar in
     the backward pass, where averaging afterwards would compile a kernel per gradient array.
     """
-    mesh = Mesh(np.asarray(devices), ("batch",))
+    mesh = _batch_mesh(devices)
     replicated, split = PartitionSpec(), PartitionSpec("batch")
     share = 1.0 / len(devices)
 
@@ -256,7 +261,7 @@ class _CompiledOnFirstCall:
         self._compiled = None
         self.devices = list(devices)
         self._sharding = (
-            NamedSharding(Mesh(np.asarray(self.devices), ("batch",)), PartitionSpec())
+            NamedSharding(_batch_mesh(self.devices), PartitionSpec())
             if len(self.devices) > 1
             else None
         )
