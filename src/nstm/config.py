@@ -93,7 +93,9 @@ class TrainConfig:
     """Measurements fitted per step; None uses all of them."""
     chunk_points: int | None = None
     """Evaluate a step's queries (frames x pixels) in chunks of this many, recomputing
-    activations in the backward pass: bounds memory by the chunk; None evaluates all at once."""
+    activations in the backward pass: bounds memory by the chunk; None evaluates all at once.
+    A step split across devices gives each device chunks of this many over their number, so
+    that the chunks in memory at once still total this many."""
     scene_lr: float = 4e-2
     """Initial learning rate of the scene network."""
     motion_lr: float = 8e-3

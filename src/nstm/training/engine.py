@@ -179,20 +179,25 @@ def make_train_step(
     """The jitted update ``(model, opt_state, system, step, key) -> (model, opt_state, stats)``.
 
     With several ``devices`` (their number must divide ``frames_per_step``), each computes the
-    loss and gradients of its share of the step's measurements and they are averaged; the
-    arguments must then be replicated on them (:func:`make_fit_step`'s step places them).
+    loss and gradients of its share of the step's measurements, in chunks of ``chunk_points``
+    over their number, and they are averaged; the arguments must then be replicated on them
+    (:func:`make_fit_step`'s step places them).
     """
     alpha_at = coarse_to_fine(anneal_steps)
+    split = devices is not None and len(devices) > 1
+    if split and frames_per_step % len(devices):
+        raise ValueError(
+            f"frames_per_step ({frames_per_step}) must be a multiple of the number of "
+            f"devices ({len(devices)})"
+        )
+    if split and chunk_points is not None:
+        # The devices' chunks are in memory at once: together they keep to chunk_points.
+        chunk_points = max(1, chunk_points // len(devices))
 
     def loss_fn(model, system, indices, alpha):
         return step_loss(model, system, indices, alpha, chunk_points)
 
-    if devices is not None and len(devices) > 1:
-        if frames_per_step % len(devices):
-            raise ValueError(
-                f"frames_per_step ({frames_per_step}) must be a multiple of the number of "
-                f"devices ({len(devices)})"
-            )
+    if split:
         loss_and_grads = _split_over_devices(loss_fn, devices)
     else:
         loss_and_grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)
