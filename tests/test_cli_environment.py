@@ -81,14 +81,14 @@ def test_console_entry_point_reexecs_once_and_runs(tmp_path):
 DEVICES = "--xla_force_host_platform_device_count"
 
 
-def test_xla_flags_add_the_memory_scheduler_and_a_device_per_core(monkeypatch):
+def test_xla_flags_add_the_scheduler_vector_width_and_a_device_per_core(monkeypatch):
     monkeypatch.setattr(environment, "_jaxlib_version", lambda: (0, 10))
-    flag = environment.XLA_SCHEDULER_FLAG
-    assert environment.xla_flags_env({}, cores=1) == flag
-    assert environment.xla_flags_env({}, cores=4) == f"{flag} {DEVICES}=4"
+    flags = f"{environment.XLA_SCHEDULER_FLAG} {environment.XLA_VECTOR_WIDTH_FLAG}"
+    assert environment.xla_flags_env({}, cores=1) == flags
+    assert environment.xla_flags_env({}, cores=4) == f"{flags} {DEVICES}=4"
     assert (
         environment.xla_flags_env({"XLA_FLAGS": "--xla_dump_to=/d"}, cores=2)
-        == f"--xla_dump_to=/d {flag} {DEVICES}=2"
+        == f"--xla_dump_to=/d {flags} {DEVICES}=2"
     )
 
 
@@ -100,7 +100,10 @@ def test_xla_flags_add_the_memory_scheduler_and_a_device_per_core(monkeypatch):
         (None, {}, f"{DEVICES}=2"),  # jaxlib's version unknown
         (
             (0, 11),
-            {"XLA_FLAGS": f"--xla_cpu_enable_concurrency_optimized_scheduler=true {DEVICES}=3"},
+            {
+                "XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true "
+                f"--xla_cpu_prefer_vector_width=256 {DEVICES}=3"
+            },
             None,
         ),
         ((0, 11), {"NSTM_NO_XLA_TUNING": "1"}, None),  # opted out
@@ -145,7 +148,7 @@ def test_tuned_env_applies_both_settings(thp, monkeypatch):
     assert env == {
         "PATH": "/bin",
         "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
-        "XLA_FLAGS": environment.XLA_SCHEDULER_FLAG
+        "XLA_FLAGS": f"{environment.XLA_SCHEDULER_FLAG} {environment.XLA_VECTOR_WIDTH_FLAG}"
         + (f" {DEVICES}={environment.usable_cores()}" if environment.usable_cores() > 1 else ""),
     }
 
