@@ -916,8 +916,8 @@ class Stepper:
     def __init__(self, train_step: Callable, model: Any, opt_state: Any, system: Any, key: Any):
         import jax.numpy as jnp
 
-        if hasattr(train_step, "place"):  # onto the step's devices once, as fit does
-            model, opt_state, system = train_step.place((model, opt_state, system))
+        # Onto the step's devices once, as fit does.
+        model, opt_state, system = train_step.place((model, opt_state, system))
         self.train_step, self.system, self.key = train_step, system, key
         self.model, self.opt_state, self.stats = model, opt_state, None
         self.step = 0

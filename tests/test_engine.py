@@ -250,8 +250,17 @@ def test_split_step_needs_a_batch_the_devices_divide():
 
 def test_fit_splits_steps_and_returns_the_model_on_one_device():
     model, system = make_problem()
-    train_step, _, _ = make_fit_step(model, system, TrainConfig(steps=3))
+    train_step, opt_state, _ = make_fit_step(model, system, TrainConfig(steps=3))
     assert len(train_step.devices) == 2
+    placed = train_step.place((model, opt_state, system))
+    for x in jax.tree_util.tree_leaves(eqx.filter(placed, eqx.is_array)):
+        assert len(x.devices()) == 2
+    # Placing what is already placed (every step's arguments) passes the arrays through.
+    again = train_step.place(placed)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(placed), jax.tree_util.tree_leaves(again), strict=True
+    ):
+        assert a is b
     result = fit(model, system, TrainConfig(steps=3), progress=False)
     for x in jax.tree_util.tree_leaves(eqx.filter(result.model, eqx.is_array)):
         assert len(x.devices()) == 1

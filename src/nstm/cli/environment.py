@@ -1,5 +1,5 @@
-"""Process-level settings of the ``nstm`` command: the memory allocator, XLA's CPU scheduler
-and CPU devices, and the compile cache.
+"""Process-level settings of the ``nstm`` command: the memory allocator, XLA's CPU scheduler,
+vector width and CPU devices, and the compile cache.
 
 They only affect speed and memory. Each can be turned off with an environment variable, and
 none is applied when nstm is used as a library (the caller owns its process).
@@ -65,15 +65,16 @@ def reexec_with_tuned_allocator(
 # level's index vectors before the first level is consumed), so more temporaries are alive at
 # once. The memory-minimizing one cut peak memory by 300-350 MB (14-17 %) at 4 x 320 x 1000,
 # with step times within noise. jaxlib 0.10.2 and 0.11.2 were checked to know the flag; XLA
-# aborts on an unknown flag, hence the version gate.
+# aborts on an unknown flag, hence the version gate (for the vector width below as well).
 XLA_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
-_XLA_SCHEDULER_SINCE = (0, 10)
+_XLA_FLAGS_SINCE = (0, 10)
 
 # 512-bit vectors in XLA:CPU's generated loops where the CPU has them (LLVM otherwise prefers
 # 256 bits, against the clock throttling of early AVX-512 chips). With the step split across
 # devices and cache-sized MLP blocks the elementwise loops are bound by arithmetic, not
 # memory: paper step 0.92x (256²) and 0.97x (320 x 1000), defaults 0.94x, on an Ice Lake VM.
-# A hint only: CPUs without 512-bit vectors use what they have. Same version gate as above.
+# A hint only: CPUs without 512-bit vectors use what they have. Checked on jaxlib 0.10.2 (the
+# test suite checks that the installed jaxlib accepts every flag added here).
 XLA_VECTOR_WIDTH_FLAG = "--xla_cpu_prefer_vector_width=512"
 
 # One XLA:CPU device per core, which the training engine splits a step's measurements across
@@ -116,7 +117,7 @@ def xla_flags_env(environ: dict[str, str], cores: int | None = None) -> str | No
         return None
     added = []
     version = _jaxlib_version()
-    known = version is not None and version >= _XLA_SCHEDULER_SINCE
+    known = version is not None and version >= _XLA_FLAGS_SINCE
     if known and "concurrency_optimized_scheduler" not in flags:
         added.append(XLA_SCHEDULER_FLAG)
     if known and "xla_cpu_prefer_vector_width" not in flags:
@@ -129,8 +130,8 @@ def xla_flags_env(environ: dict[str, str], cores: int | None = None) -> str | No
 
 def tuned_env(environ: dict[str, str]) -> dict[str, str]:
     """``environ`` with every process setting of the ``nstm`` command that applies (the glibc
-    huge-page tunable, XLA's scheduler and CPU devices), for running other processes as the
-    command runs."""
+    huge-page tunable, XLA's scheduler, vector width and CPU devices), for running other
+    processes as the command runs."""
     env = allocator_env(environ) or dict(environ)
     flags = xla_flags_env(env)
     return env if flags is None else {**env, "XLA_FLAGS": flags}
