@@ -11,18 +11,24 @@ each variant's median step and the median over rounds of its step divided by the
 variant's in the same round. An A/A run (identical variants) gave ratios of 0.99-1.01 on the
 2-core VM of benchmarks/README.md.
 
-A variant is ``NAME`` or ``NAME:ITEM;ITEM;...``, each item either a run-config override
-``section.field=value`` (as ``performance.py --set``) or ``@option=value``, an XLA compiler
-option (a field of XLA's DebugOptions) for this variant's step only. Code changes are compared
-by switching them on a module flag read at trace time (call ``jax.clear_caches()`` before
-tracing each variant: an inner ``jax.jit`` such as ``nstm.model.mlp._forward`` otherwise reuses
-its first trace and the comparison is an A/A), or with ``performance.py`` runs of each commit
-back to back.
+A variant is ``NAME`` or ``NAME:ITEM;ITEM;...``, each item one of
+
+* ``section.field=value``, a run-config override (as ``performance.py --set``);
+* ``@option=value``, an XLA compiler option (a field of XLA's DebugOptions) for this variant's
+  step only;
+* ``%module.ATTRIBUTE=value``, a module attribute set while this variant is traced (a code
+  variant behind a flag read at trace time, e.g. ``%nstm.model.mlp.BLOCK_POINTS=1024``). JAX's
+  caches are cleared before each variant is traced: an inner ``jax.jit`` such as
+  ``nstm.model.mlp._forward`` would otherwise reuse its first trace, and the A/B be an A/A.
+
+Other code changes are compared with ``performance.py`` runs of each commit back to back.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import os
 import statistics
 import sys
@@ -48,19 +54,50 @@ def option_value(text: str) -> bool | int | float | str:
     return text
 
 
-def parse_variant(text: str) -> tuple[str, list[str], dict[str, bool | int | float | str]]:
-    """``NAME[:ITEM;...]`` -> (name, run-config overrides, XLA compiler options)."""
+Value = bool | int | float | str
+
+
+def parse_variant(
+    text: str,
+) -> tuple[str, list[str], dict[str, Value], dict[str, Value]]:
+    """``NAME[:ITEM;...]`` -> (name, run-config overrides, XLA compiler options, module
+    attributes)."""
     name, _, items = text.partition(":")
-    overrides, options = [], {}
+    overrides, options, attributes = [], {}, {}
     for item in filter(None, (part.strip() for part in items.split(";"))):
         key, sep, value = item.partition("=")
-        if not sep or not key.strip("@"):
-            raise SystemExit(f"variant {name!r}: expected section.field=value or @option=value")
+        if not sep or not key.strip("@%"):
+            raise SystemExit(
+                f"variant {name!r}: expected section.field=value, @option=value or "
+                "%module.ATTRIBUTE=value"
+            )
         if key.startswith("@"):
             options[key[1:]] = option_value(value)
+        elif key.startswith("%"):
+            attributes[key[1:]] = option_value(value)
         else:
             overrides.append(item)
-    return name, overrides, options
+    return name, overrides, options, attributes
+
+
+@contextlib.contextmanager
+def module_attributes(attributes: dict[str, Value]):
+    """Set ``{"package.module.ATTRIBUTE": value}`` for the duration, with JAX's trace caches
+    cleared on entry so that the code is traced anew."""
+    saved = []
+    try:
+        for path, value in attributes.items():
+            module_name, _, attribute = path.rpartition(".")
+            module = importlib.import_module(module_name)
+            if not hasattr(module, attribute):
+                raise SystemExit(f"{module_name} has no attribute {attribute!r}")
+            saved.append((module, attribute, getattr(module, attribute)))
+            setattr(module, attribute, value)
+        jax.clear_caches()
+        yield
+    finally:
+        for module, attribute, value in reversed(saved):
+            setattr(module, attribute, value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,18 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     built = []
     for text in args.variants:
-        name, overrides, options = parse_variant(text)
-        stepper, _ = build_step_case(args.preset, args.shape, args.seed, overrides)
-        step_args = (
-            stepper.model,
-            stepper.opt_state,
-            stepper.system,
-            jnp.asarray(0, jnp.int32),
-            stepper.key,
-        )
-        start = time.perf_counter()
-        stepper.train_step.compile(*step_args, compiler_options=options or None)
-        compile_s = time.perf_counter() - start
+        name, overrides, options, attributes = parse_variant(text)
+        with module_attributes(attributes):
+            stepper, _ = build_step_case(args.preset, args.shape, args.seed, overrides)
+            step_args = (
+                stepper.model,
+                stepper.opt_state,
+                stepper.system,
+                jnp.asarray(0, jnp.int32),
+                stepper.key,
+            )
+            start = time.perf_counter()
+            stepper.train_step.compile(*step_args, compiler_options=options or None)
+            compile_s = time.perf_counter() - start
         jax.block_until_ready(stepper())  # first execution: faults in its memory
         built.append((name, stepper, compile_s))
         print(f"built {name}: compiled in {compile_s:.1f} s", flush=True)

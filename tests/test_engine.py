@@ -1,6 +1,7 @@
 """The training engine: loss decreases, resume is exact, NaN and Ctrl-C are handled."""
 
 import json
+import re
 from typing import ClassVar
 
 import equinox as eqx
@@ -185,6 +186,27 @@ def test_step_compiled_ahead_with_compiler_options_matches_first_call_compile():
     assert float(results[0]) == float(results[1])
     with pytest.raises(Exception, match="no_such_option"):
         step.compile(*args, compiler_options={"no_such_option": True})
+
+
+@pytest.fixture
+def without_persistent_cache():
+    # A program loaded from the suite's persistent cache keeps the operation names of the run
+    # that compiled it: the cache key leaves them out.
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    yield
+    jax.config.update("jax_enable_compilation_cache", enabled)
+
+
+def test_compiled_step_names_its_components_for_profiles(without_persistent_cache):
+    # benchmarks/profile_step.py --trace groups the step's operations by these scopes.
+    model, system = make_problem()
+    step, opt_state, key = make_fit_step(model, system, TrainConfig(steps=5))
+    assert step.as_text() is None  # not compiled yet
+    step.compile(model, opt_state, system, jnp.asarray(1, jnp.int32), key)
+    op_names = " ".join(re.findall(r'op_name="([^"]*)"', step.as_text()))
+    for scope in ("motion", "scene", "system", "optimizer", "_encode", "_forward"):
+        assert re.search(rf"\b{scope}\b", op_names), scope
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def test_matches_numpy_forward(activation):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize(("out_size", "depth", "points"), [(2, 2, 40), (7, 1, 40), (3, 0, 41)])
 def test_gradients_match_autodiff(activation, out_size, depth, points, monkeypatch):
-    # The hand-written backward (pre-activations stored, thin output layers reduced, blocks
+    # The hand-written backward (hidden layers recomputed, thin output layers reduced, blocks
     # of 16 points with the last one padded) against JAX autodiff of the plain network.
     monkeypatch.setattr(mlp_module, "BLOCK_POINTS", 16)
     monkeypatch.setattr(mlp_module, "ACCELERATOR_BLOCK_POINTS", 16)
@@ -100,6 +100,17 @@ def test_gradients_match_autodiff(activation, out_size, depth, points, monkeypat
     got_x = jax.jit(jax.grad(loss(lambda m, x: m(x)), argnums=1))(mlp, x)
     expected_x = jax.grad(loss(plain), argnums=1)(mlp, x)
     np.testing.assert_allclose(got_x, expected_x, rtol=1e-4, atol=1e-5)
+
+
+def test_backward_keeps_only_the_input_and_parameters():
+    # What the forward pass keeps for the backward is its memory per point: only the (narrow)
+    # input, not the 64-wide hidden activations autodiff would keep.
+    mlp = MLP(4, 2, width=64, depth=2, key=jax.random.key(0))
+    x = jnp.ones((1000, 4))
+    _, pullback = jax.vjp(lambda m, x: m(x), mlp, x)
+    kept = sum(leaf.nbytes for leaf in jax.tree.leaves(pullback) if eqx.is_array(leaf))
+    parameters = sum(leaf.nbytes for leaf in jax.tree.leaves(eqx.filter(mlp, eqx.is_array)))
+    assert kept <= x.nbytes + parameters + 1024
 
 
 def test_zero_init_output():

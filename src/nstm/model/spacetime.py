@@ -72,9 +72,14 @@ class SpaceTimeModel(eqx.Module):
         self, coords: Float[Array, "*batch ndim"], t: Float[ArrayLike, "*batch"], *, alpha=None
     ) -> Float[Array, "*batch ndim"]:
         """The motion network itself at arbitrary points, in pixels (no lattice)."""
-        t = jnp.broadcast_to(jnp.asarray(t, coords.dtype), coords.shape[:-1])
-        features = self.motion_encoding(jnp.concatenate([coords, t[..., None]], -1), alpha=alpha)
-        return self.motion_mlp(features) * jnp.asarray(self.displacement_scale_px, coords.dtype)
+        # Named scopes ("motion", "scene") label the compiled program's operations by network,
+        # for profiles (benchmarks/profile_step.py --trace).
+        with jax.named_scope("motion"):
+            t = jnp.broadcast_to(jnp.asarray(t, coords.dtype), coords.shape[:-1])
+            features = self.motion_encoding(
+                jnp.concatenate([coords, t[..., None]], -1), alpha=alpha
+            )
+            return self.motion_mlp(features) * jnp.asarray(self.displacement_scale_px, coords.dtype)
 
     def displacement(
         self, coords: Float[Array, "*batch ndim"], t: Float[ArrayLike, "*batch"], *, alpha=None
@@ -113,20 +118,24 @@ class SpaceTimeModel(eqx.Module):
         values = self.motion_network(
             jnp.tile(lattice, (times.shape[0], 1)), jnp.repeat(times, lattice.shape[0]), alpha=alpha
         )
-        # (times, *nodes, ndim) -> (ndim * times, *nodes): one batch of small grids.
-        values = jnp.moveaxis(values.reshape(times.shape[0], *nodes, self.ndim), -1, 0)
-        values = values.reshape(-1, *nodes)
-        for axis, (n, k) in enumerate(zip(self.grid_shape, nodes, strict=True)):
-            matrix = jnp.asarray(_interpolation_matrix(n, k, stride))  # (n, k)
-            # Contract grid axis `axis` (at position axis + 1), keeping the axis order.
-            values = jnp.moveaxis(jnp.tensordot(values, matrix, axes=(axis + 1, 1)), -1, axis + 1)
-        return values.reshape(self.ndim, times.shape[0], *self.grid_shape)
+        with jax.named_scope("motion"):
+            # (times, *nodes, ndim) -> (ndim * times, *nodes): one batch of small grids.
+            values = jnp.moveaxis(values.reshape(times.shape[0], *nodes, self.ndim), -1, 0)
+            values = values.reshape(-1, *nodes)
+            for axis, (n, k) in enumerate(zip(self.grid_shape, nodes, strict=True)):
+                matrix = jnp.asarray(_interpolation_matrix(n, k, stride))  # (n, k)
+                # Contract grid axis `axis` (at position axis + 1), keeping the axis order.
+                values = jnp.moveaxis(
+                    jnp.tensordot(values, matrix, axes=(axis + 1, 1)), -1, axis + 1
+                )
+            return values.reshape(self.ndim, times.shape[0], *self.grid_shape)
 
     def canonical(
         self, coords: Float[Array, "*batch ndim"], *, alpha=None
     ) -> Float[Array, "*batch channels"]:
         """The time-free canonical scene O(r)."""
-        return self.scene_mlp(self.scene_encoding(coords, alpha=alpha))
+        with jax.named_scope("scene"):
+            return self.scene_mlp(self.scene_encoding(coords, alpha=alpha))
 
     def __call__(
         self, coords: Float[Array, "*batch ndim"], t: Float[ArrayLike, "*batch"], *, alpha=None
@@ -156,7 +165,7 @@ class SpaceTimeModel(eqx.Module):
         chunk_points : int, optional
             Evaluate the ``T x points`` queries in chunks of this many, recomputing each
             chunk's activations in the backward pass instead of storing them: memory is then
-            bounded by the chunk rather than the grid (a few KB per query point otherwise).
+            bounded by the chunk rather than the grid (about 1 KB per query point otherwise).
             None evaluates everything at once.
 
         Returns

@@ -96,8 +96,9 @@ def step_loss(
     batch, renders = times.shape
     scenes = model.render(times.reshape(-1), alpha=alpha, chunk_points=chunk_points)
     scenes = scenes.reshape(batch, renders, *scenes.shape[1:])
-    data = jnp.mean(jax.vmap(system.data_loss)(scenes, indices))
-    reg = jnp.mean(jax.vmap(system.regularization)(scenes))
+    with jax.named_scope("system"):  # labels the system's operations in profiles
+        data = jnp.mean(jax.vmap(system.data_loss)(scenes, indices))
+        reg = jnp.mean(jax.vmap(system.regularization)(scenes))
     return data + reg, (data, reg)
 
 
@@ -212,8 +213,9 @@ def make_train_step(
                 jax.random.fold_in(key, step), num_measurements, (frames_per_step,), replace=False
             )
         (loss, (data, reg)), grads = loss_and_grads(model, system, indices, alpha)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-        model = eqx.apply_updates(model, updates)
+        with jax.named_scope("optimizer"):
+            updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+            model = eqx.apply_updates(model, updates)
         return model, opt_state, {"loss": loss, "data": data, "reg": reg, "alpha": alpha}
 
     return train_step
@@ -291,6 +293,13 @@ class _CompiledOnFirstCall:
             args = self.place(args)
             self._compiled = lower(*args).compile(compiler_options=compiler_options)
         _release_free_heap()
+
+    def as_text(self) -> str | None:
+        """The compiled program as optimized HLO text (for profiles: its operations' names and
+        metadata), or None before it is compiled or where it was not jitted."""
+        compiled = getattr(self._compiled, "compiled", self._compiled)  # equinox wraps jax's
+        as_text = getattr(compiled, "as_text", None)
+        return None if as_text is None else as_text()
 
     def place(self, args):
         """``args`` on this step's devices."""
