@@ -70,10 +70,10 @@ def _forward(
 
 
 #: Points per block of the MLP's training loops (forward and backward) on CPU: a block's
-#: ``(block, width)`` temporaries (1 MB at width 128) stay in a core's L2 cache; only the stored
-#: pre-activations are full size. 2048 rather than 8192: the gradient alone 0.68-0.76x on one
-#: core, the paper step 0.95x on two. Smaller blocks cost more there (512: 1.29x), because
-#: XLA:CPU splits each operation across the cores and joins them after it.
+#: ``(block, width)`` temporaries (1 MB at width 128) stay in a core's L2 cache; only the
+#: input, output and their gradients are full size. 2048 rather than 8192: the gradient alone
+#: 0.68-0.76x on one core, the paper step 0.95x on two. Smaller blocks cost more there (512:
+#: 1.29x), because XLA:CPU splits each operation across the cores and joins them after it.
 BLOCK_POINTS = 2048
 #: The same inside a computation split across CPU devices (a ``shard_map``, as the training
 #: engine's step with a device per core), where the devices' operations run side by side and
