@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# GPU check in one go: the step-time table, time to quality (default and paper presets) and the
-# GPU-sensitive tests, sized for a ~10-minute slot on one GPU. Results go to $OUT (default: a
-# new folder under /tmp). Run from the repository root with JAX's CUDA build importable.
-#   STEPS_S, QUAL_S, TESTS_S: time limits of the three parts (seconds).
+# GPU check in one go: the step-time table, time to quality (default and paper presets), a
+# profile of the paper step by component and the GPU-sensitive tests, sized for a ~10-minute
+# slot on one GPU. Results go to $OUT (default: a new folder under /tmp). Run from the
+# repository root with JAX's CUDA build importable.
+#   STEPS_S, QUAL_S, TRACE_S, TESTS_S: time limits of the parts (seconds).
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-$(mktemp -d /tmp/nstm-gpu-check-XXXX)}
@@ -22,6 +23,9 @@ for preset in default paper; do
     --quality-presets "$preset" --phantom cells --timeout 120 \
     --json-out "$OUT/quality-gpu-$preset.json" 2>&1 | tail -6
 done
+say "profile of the paper step at 1024², by component"
+timeout "${TRACE_S:-60}" python3 benchmarks/profile_step.py --preset paper --shape 1024x1024 \
+  --trace --repeats 10 --top 15 2>&1 | tail -28 | tee "$OUT/trace-paper-1024.txt"
 say "tests on the GPU"
 JAX_PLATFORMS=cuda timeout "${TESTS_S:-110}" python3 -m pytest -q -p no:cacheprovider -rf \
   --tb=line tests/test_hashgrid.py tests/test_mlp.py tests/test_engine.py tests/test_dpc_system.py \
