@@ -165,7 +165,7 @@ class SpaceTimeModel(eqx.Module):
         chunk_points : int, optional
             Evaluate the ``T x points`` queries in chunks of this many, recomputing each
             chunk's activations in the backward pass instead of storing them: memory is then
-            bounded by the chunk rather than the grid (about 1 KB per query point otherwise).
+            bounded by the chunk rather than the grid (about 0.75 KB per query point otherwise).
             None evaluates everything at once.
 
         Returns
