@@ -2,6 +2,7 @@
 view, shot noise): NSTM against the conventional Tikhonov reconstruction."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -22,7 +23,12 @@ def tuned_tikhonov_phase_psnr(system, truth_phase):
     best = None
     for reg in np.logspace(-5, -1, 5):
         s = dataclasses.replace(system, tikhonov_reg=(float(reg), float(reg)))
-        phase = np.broadcast_to(s.reconstruct_static()["phase"], truth_phase.shape)
+        with warnings.catch_warnings():
+            # Only the sweep's weakest weight (1e-5) leaves conjugate gradients short of their
+            # tolerance at max_iter; it scores 2-10 dB below the best weight (1e-3 on these
+            # samples), so it never decides the baseline.
+            warnings.filterwarnings("ignore", "tikhonov_dpc: conjugate gradients stopped")
+            phase = np.broadcast_to(s.reconstruct_static()["phase"], truth_phase.shape)
         p = psnr_per_frame(phase, truth_phase, border=BORDER)
         if best is None or p.mean() > best.mean():
             best = p
