@@ -148,8 +148,9 @@ def _mlp(
     * the forward keeps only the input (an encoding, a few floats per point): the backward
       recomputes every hidden layer's activation and slope. Autodiff keeps each hidden layer's
       activations (and GELU's inner tanh), 0.5 KB per point and 128-wide layer; recomputing
-      one more 128 x 128 product per point costs less than storing and reading those back
-      (paper preset, 4 x 320 x 1000: peak memory 1.90 -> 1.33 GB, step 0.83-0.92x);
+      one more 128 x 128 product per point costs no more than storing and reading those back
+      (paper preset, 4 x 320 x 1000: peak memory 1.90 -> 1.33 GB; the step 0.83-0.92x in one
+      process, unchanged within noise across processes);
     * both passes loop over blocks of about :data:`BLOCK_POINTS` points on CPU (so their
       temporaries, activations, their slopes and gradients, stay in cache) or
       :data:`ACCELERATOR_BLOCK_POINTS` elsewhere; the backward accumulates the weight
