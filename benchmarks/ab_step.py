@@ -41,8 +41,10 @@ from performance import build_step_case, parse_shape, quantiles
 
 from nstm.cli.environment import reexec_with_tuned_allocator, tune_xla
 
+Value = bool | int | float | str
 
-def option_value(text: str) -> bool | int | float | str:
+
+def option_value(text: str) -> Value:
     """An XLA compiler option's value typed as XLA expects it: bool, int, float or enum name."""
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
@@ -52,9 +54,6 @@ def option_value(text: str) -> bool | int | float | str:
         except ValueError:
             pass
     return text
-
-
-Value = bool | int | float | str
 
 
 def parse_variant(

@@ -95,22 +95,23 @@ def trace_step(step: Callable[[], object], hlo_text: str, repeats: int, top: int
     operations = hlo_operations(hlo_text)
     for _ in range(2):
         jax.block_until_ready(step())
-    trace_dir = tempfile.mkdtemp(prefix="nstm-trace-")
-    jax.profiler.start_trace(trace_dir)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(step())
-    wall = (time.perf_counter() - start) / repeats
-    jax.profiler.stop_trace()
-    (path,) = glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True)
     per_op: dict[str, float] = collections.defaultdict(float)
     calls: collections.Counter[str] = collections.Counter()
-    for plane in jax.profiler.ProfileData.from_file(path).planes:
-        for line in plane.lines:
-            for event in line.events:
-                if event.name in operations:
-                    per_op[event.name] += event.duration_ns / 1e6 / repeats
-                    calls[event.name] += 1
+    with tempfile.TemporaryDirectory(prefix="nstm-trace-") as trace_dir:
+        jax.profiler.start_trace(trace_dir)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            jax.block_until_ready(step())
+        wall = (time.perf_counter() - start) / repeats
+        jax.profiler.stop_trace()
+        (path,) = glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True)
+        planes = jax.profiler.ProfileData.from_file(path).planes
+        for plane in planes:
+            for line in plane.lines:
+                for event in line.events:
+                    if event.name in operations:
+                        per_op[event.name] += event.duration_ns / 1e6 / repeats
+                        calls[event.name] += 1
     if not per_op:
         print("no operation of the step was found in the profile (not a CPU backend?)")
         return
