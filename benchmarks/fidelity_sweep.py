@@ -49,7 +49,9 @@ def main() -> None:
     ap.add_argument("--phase-scale", type=float, default=1.0)
     ap.add_argument("--photons", type=float, default=1e5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--image-model", choices=("abbe", "linear"), default="abbe")
     ap.add_argument("--variant", action="append", default=["default:"])
+    ap.add_argument("--tikhonov-only", action="store_true", help="no NSTM runs")
     args = ap.parse_args()
     sim = DPCSimulationConfig(
         shape=(args.size, args.size),
@@ -58,6 +60,7 @@ def main() -> None:
         max_displacement_px=args.max_disp,
         phase_scale=args.phase_scale,
         photons_per_pixel=args.photons,
+        image_model=args.image_model,
         seed=args.seed,
     )
     data, truth = simulate_dpc(sim)
@@ -67,7 +70,7 @@ def main() -> None:
     system = DPC.from_data(data, base.system)
     reg, tik = tuned_tikhonov(system, truth["phase"], border)
     print(f"tuned Tikhonov (reg {reg:.1e}) phase PSNR: {np.round(tik, 2).tolist()}")
-    for variant in args.variant:
+    for variant in [] if args.tikhonov_only else args.variant:
         name, _, overrides = variant.partition(":")
         config = apply(base, overrides)
         system = DPC.from_data(data, config.system)

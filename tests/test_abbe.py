@@ -72,6 +72,29 @@ def test_symmetric_source_shows_weak_phase_only_at_second_order():
     assert 80 < contrast[0] / contrast[1] < 120  # quadratic in the amplitude
 
 
+@pytest.mark.parametrize("convention, direction", [("led", -1), ("wavevector", +1)])
+def test_one_source_point_lights_the_sample_with_its_documented_plane_wave(convention, direction):
+    # An LED at +u in the map lights the sample with exp(-i 2 pi u . r) (the original NSTM's
+    # convention); a "wavevector" map's point is exp(+i 2 pi u . r). The image is computed here
+    # from the tilted wave in real space, independently of the simulator's spectral shifts.
+    shape = (30, 42)
+    _, pup = dpc_setup(shape)
+    source = np.zeros((1,) + shape)
+    source[0, 2, -3] = 1.0  # signed index (2, -3), inside the pupil
+    assert pup[2, -3] == 1.0
+    sample = np.exp(0.2 * smooth_random(shape, 11) + 1j * smooth_random(shape, 12))
+    fy, fx = np.fft.fftfreq(shape[0])[2], np.fft.fftfreq(shape[1])[-3]  # cycles per pixel
+    y, x = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    wave = np.exp(direction * 2j * np.pi * (fy * y + fx * x))
+    field = np.fft.ifft2(pup * np.fft.fft2(sample * wave))
+    expected = np.abs(field) ** 2 / pup[2, -3] ** 2 - 1.0
+    frames = abbe_dpc_images(sample, source, pup, precision="double", source_convention=convention)
+    np.testing.assert_allclose(frames[0], expected, atol=1e-6)
+    other = "wavevector" if convention == "led" else "led"
+    mirrored = abbe_dpc_images(sample, source, pup, precision="double", source_convention=other)
+    assert np.abs(mirrored[0] - expected).max() > 0.05  # the two conventions differ here
+
+
 def test_shifting_the_sample_shifts_the_images():
     shape = (36, 50)
     sources, pup = dpc_setup(shape)
@@ -146,3 +169,5 @@ def test_rejects_bad_inputs():
         abbe_dpc_images(sample, sources, pup, precision="half")
     with pytest.raises(ValueError, match="batch_size"):
         abbe_dpc_images(sample, sources, pup, batch_size=0)
+    with pytest.raises(ValueError, match="source_convention"):
+        abbe_dpc_images(sample, sources, pup, source_convention="centred")

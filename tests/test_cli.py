@@ -87,6 +87,27 @@ def test_reconstruct_writes_every_output_then_resume_and_render(data, tmp_path):
     assert np.load(run / "interpolated.npz")["phase"].shape == (5, 32, 40)
 
 
+def test_run_from_before_the_source_convention_fix_is_refused_untouched(data, tmp_path, capsys):
+    # nstm 0.1 read DPC source maps with the other sign convention (checkpoint format 2): its
+    # models have the opposite phase sign, so neither --resume nor render may use them.
+    run = tmp_path / "run"
+    args = ["reconstruct", "dpc", str(data / "data.npz"), "--out", str(run), "--steps", "2"]
+    assert main([*args, "--quiet", *TINY]) == 0
+    checkpoint = run / "checkpoint.eqx"
+    header, _, rest = checkpoint.read_bytes().partition(b"\n")
+    checkpoint.write_bytes(json.dumps(json.loads(header) | {"format": 2}).encode() + b"\n" + rest)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in run.iterdir()}
+    capsys.readouterr()
+    assert main([*args[:5], "--resume", "--quiet"]) == 2
+    assert main(["render", str(run), "--frames", "3"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2
+    for line in errors:
+        assert "checkpoint format 2 cannot be resumed" in line and "LED convention" in line
+        assert "opposite phase sign" in line and "start the run again" in line
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in run.iterdir()} == before
+
+
 def test_config_file_and_flags_precedence(data, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  steps: 3\n  scene_lr: 0.5\nsystem:\n  pad_px: 4\n")

@@ -8,6 +8,7 @@ from nstm.systems.optics import (
     dpc_sources,
     frequency_grid,
     half_disc_source,
+    illumination_spectrum,
     pupil,
     transfer_functions,
 )
@@ -135,11 +136,15 @@ def test_opposite_sources_have_equal_absorption_and_opposite_phase_transfer():
     np.testing.assert_allclose(phase_tf[0], -phase_tf[1], atol=1e-6)
 
 
-def brute_force_transfer_functions(sources, pupil_amplitude):
-    """Direct sums over source points, with the pupil zero outside the sampled grid."""
-    n, height, width = sources.shape
-    rows = np.fft.fftfreq(height, 1 / height).round().astype(int)
-    cols = np.fft.fftfreq(width, 1 / width).round().astype(int)
+def signed_indices(n):
+    return np.fft.fftfreq(n, 1 / n).round().astype(int)
+
+
+def brute_force_transfer_functions(waves, pupil_amplitude):
+    """Direct sums over illuminating plane waves ``exp(+i 2 pi f . r)`` of weight ``waves``,
+    with the pupil zero outside the sampled grid (any real pupil, even or not)."""
+    n, height, width = waves.shape
+    rows, cols = signed_indices(height), signed_indices(width)
 
     def pupil_at(ky, kx):  # signed indices, possibly beyond the grid
         inside = (ky >= rows.min()) & (ky <= rows.max()) & (kx >= cols.min()) & (kx <= cols.max())
@@ -149,10 +154,10 @@ def brute_force_transfer_functions(sources, pupil_amplitude):
     hp = np.zeros((n, height, width), dtype=complex)
     vy, vx = np.meshgrid(rows, cols, indexing="ij")
     for j in range(n):
-        background = np.sum(sources[j] * pupil_amplitude**2)
-        for iy, ix in zip(*np.nonzero(sources[j]), strict=True):
+        background = np.sum(waves[j] * pupil_amplitude**2)
+        for iy, ix in zip(*np.nonzero(waves[j]), strict=True):
             sy, sx = rows[iy], cols[ix]
-            weight = sources[j, iy, ix] * pupil_amplitude[iy, ix]
+            weight = waves[j, iy, ix] * pupil_amplitude[iy, ix]
             plus, minus = pupil_at(sy + vy, sx + vx), pupil_at(sy - vy, sx - vx)
             hu[j] += weight * (plus + minus) / background
             hp[j] += 1j * weight * (plus - minus) / background
@@ -165,17 +170,87 @@ def brute_force_transfer_functions(sources, pupil_amplitude):
 def test_transfer_functions_match_brute_force(shape, na):
     rng = np.random.default_rng(0)
     pup = pupil(shape, na=na, wavelength_um=WAVELENGTH_UM, pixel_size_um=PIXEL_UM)
-    pup = pup * rng.uniform(0.5, 1.0, shape)  # an apodized (non-binary) pupil amplitude
+    pup = pup * rng.uniform(0.5, 1.0, shape)  # an apodized (non-binary, not even) pupil
     sources = np.stack(
         [
             half_disc_source(shape, angle_deg=30, na_illum=na, **OPTICS),
             rng.uniform(0, 1, shape) * (pup > 0),  # an arbitrary asymmetric source
         ]
     )
-    absorption_tf, phase_tf = transfer_functions(sources, pup)
+    # "wavevector" maps are the plane waves' weights; "led" maps light exp(-i 2 pi u . r).
     hu, hp = brute_force_transfer_functions(sources.astype(float), pup.astype(float))
+    absorption_tf, phase_tf = transfer_functions(sources, pup, source_convention="wavevector")
     np.testing.assert_allclose(absorption_tf, hu, atol=1e-6)
     np.testing.assert_allclose(phase_tf, hp, atol=1e-6)
+    hu, hp = brute_force_transfer_functions(flip(sources).astype(float), pup.astype(float))
+    absorption_tf, phase_tf = transfer_functions(sources, pup)  # "led", the default
+    np.testing.assert_allclose(absorption_tf, hu, atol=1e-6)
+    np.testing.assert_allclose(phase_tf, hp, atol=1e-6)
+
+
+def reference_transfer_functions(sources, pupil_amplitude):
+    """The original implementation's formula (reference section 4.1), summed directly:
+    ``C_j(u) = sum_k S_j(k+u) P(k+u) P(k)``, ``Hu = (C(u) + C(-u)) / C(0)``,
+    ``Hp = i (C(u) - C(-u)) / C(0)``, without its 1/wavelength; frequencies beyond the grid
+    hold nothing, and the Nyquist bins of even axes average +F and -F (our documented rule)."""
+    n, height, width = sources.shape
+    rows, cols = signed_indices(height), signed_indices(width)
+
+    def at(array, ky, kx):  # array at signed indices, zero beyond the grid
+        inside = (ky >= rows.min()) & (ky <= rows.max()) & (kx >= cols.min()) & (kx <= cols.max())
+        return np.where(inside, array[..., ky % height, kx % width], 0.0)
+
+    uy, ux = np.meshgrid(rows, cols, indexing="ij")
+    hu = np.zeros((n, height, width))
+    hp = np.zeros((n, height, width), dtype=complex)
+    for j in range(n):
+        correlation = {+1: np.zeros((height, width)), -1: np.zeros((height, width))}
+        for iy, ix in zip(*np.nonzero(pupil_amplitude), strict=True):  # k
+            ky, kx = rows[iy], cols[ix]
+            for sign, c in correlation.items():  # C(sign * u)
+                y, x = ky + sign * uy, kx + sign * ux
+                c += at(sources[j], y, x) * at(pupil_amplitude, y, x) * pupil_amplitude[iy, ix]
+        dc = correlation[1][0, 0]
+        hu[j] = (correlation[1] + correlation[-1]) / dc
+        hp[j] = 1j * (correlation[1] - correlation[-1]) / dc
+    return 0.5 * (hu + flip(hu)), 0.5 * (hp - flip(hp))
+
+
+@pytest.mark.parametrize("shape", [(24, 32), (27, 41)])  # even, and odd non-square
+def test_transfer_functions_are_the_reference_formula(shape):
+    pup = pupil(shape, na=NA, **OPTICS)
+    point = np.zeros(shape, np.float32)
+    point[3, -5] = 1.0  # one off-axis LED at signed index (3, -5), inside the pupil
+    assert pup[3, -5] == 1.0
+    sources = np.concatenate(
+        [
+            dpc_sources(shape, na_illum=NA, angles_deg=(0, 180, 90, 270, 30), **OPTICS),
+            point[None],
+        ]
+    )
+    absorption_tf, phase_tf = transfer_functions(sources, pup)
+    hu, hp = reference_transfer_functions(sources.astype(float), pup.astype(float))
+    np.testing.assert_allclose(absorption_tf, hu, atol=1e-6)
+    np.testing.assert_allclose(phase_tf, hp, atol=1e-6)
+    assert np.abs(phase_tf).max() > 0.5  # not a comparison of zeros
+    # The other convention reads every map mirrored through DC: the phase TFs change sign.
+    other_absorption, other_phase = transfer_functions(sources, pup, source_convention="wavevector")
+    np.testing.assert_allclose(other_absorption, absorption_tf, atol=1e-6)
+    np.testing.assert_allclose(other_phase, -phase_tf, atol=1e-6)
+
+
+def test_led_convention_is_the_wavevector_convention_of_the_mirrored_map():
+    shape = (31, 44)
+    sources = dpc_sources(shape, na_illum=NA, angles_deg=(0, 90, 30), **OPTICS)
+    np.testing.assert_array_equal(illumination_spectrum(sources), flip(sources))
+    np.testing.assert_array_equal(illumination_spectrum(sources, "wavevector"), sources)
+    pup = pupil(shape, na=NA, **OPTICS)
+    for led, wave in zip(
+        transfer_functions(sources, pup),
+        transfer_functions(flip(sources), pup, source_convention="wavevector"),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(led, wave)
 
 
 @pytest.mark.parametrize("shape", [(63, 80), (31, 97)])
@@ -224,6 +299,8 @@ def test_transfer_functions_reject_bad_inputs():
         transfer_functions(np.fft.fftshift(sources, axes=(-2, -1)), pup)
     with pytest.raises(TypeError, match="real"):
         transfer_functions(sources, pup.astype(complex))
+    with pytest.raises(ValueError, match=r"source_convention: expected one of \['led', "):
+        transfer_functions(sources, pup, source_convention="centred")
 
 
 def test_grid_functions_reject_bad_inputs():

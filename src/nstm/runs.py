@@ -30,7 +30,7 @@ from .metrics import motion_error, psnr_per_frame
 from .model.spacetime import SpaceTimeModel, make_model, motion_fields, render_scenes
 from .systems.base import AbstractImagingSystem
 from .systems.registry import get_system
-from .training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .training.checkpoint import CHECKPOINT_NAME, check_checkpoint, load_checkpoint
 from .training.engine import FitResult, fit, make_fit_step
 
 S = TypeVar("S")
@@ -95,6 +95,8 @@ def reconstruct(
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
+    if resume:  # refuse a checkpoint this version cannot continue before touching the folder
+        check_checkpoint(out / CHECKPOINT_NAME)
     system = spec.load(Path(data_path), config.system)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.yaml").write_text(

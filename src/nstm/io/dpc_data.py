@@ -4,7 +4,9 @@ Conventions (shared by the whole package):
 
 * image stacks are ``(frames, H, W)`` with axes ``(y, x)``;
 * DPC source maps live on the *unshifted* FFT grid (DC at ``[0, 0]``, as returned by
-  :func:`numpy.fft.fftfreq`), one source per frame;
+  :func:`numpy.fft.fftfreq`), one source per frame, in the LED convention of the original
+  implementation unless the reader is told otherwise: a point at ``+u`` is an LED lighting the
+  sample with ``exp(-i 2 pi u . r)`` (see :mod:`nstm.systems.optics`);
 * times are normalized to ``[-1, 1]``;
 * lengths are in micrometres (µm).
 
@@ -63,8 +65,10 @@ class DPCData:
         frames.
     sources : (frames, H, W) ndarray
         Non-negative illumination source maps on the *unshifted* FFT grid (DC at ``[0, 0]``);
-        source ``k`` lights frame ``k``. The grid spacing is ``1 / (N * pixel_size_um)`` µm⁻¹ per
-        axis, so a source inside the condenser NA satisfies ``|f| <= na / wavelength_um``.
+        source ``k`` lights frame ``k``. The grid spacing is ``1 / (N * pixel_size_um)`` µm⁻¹
+        per axis, so a source inside the condenser NA satisfies ``|f| <= na / wavelength_um``.
+        Stored as given: which way a point's plane wave travels is the reader's
+        ``source_convention`` (:class:`nstm.systems.dpc.DPCConfig`; LED by default).
     times : (frames,) ndarray
         Acquisition time of each frame, normalized to ``[-1, 1]``.
     wavelength_um : float

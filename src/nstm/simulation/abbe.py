@@ -14,6 +14,8 @@ import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..systems.optics import SourceConvention, illumination_spectrum
+
 __all__ = ["abbe_dpc_images"]
 
 # Reduced-grid samples per batch of source points (16 MB of complex64 field): bounds the memory
@@ -174,20 +176,24 @@ def abbe_dpc_images(
     *,
     precision: Literal["single", "double"] = "single",
     batch_size: int | None = None,
+    source_convention: SourceConvention = "led",
 ) -> np.ndarray:
     r"""Background-normalized DPC frames by full partially coherent (Abbe) image formation.
 
-    For frame ``j`` every source point ``s`` with weight :math:`S_j(s) > 0` illuminates the
-    sample with the tilted plane wave ``exp(i 2 pi s . r)``, and its coherent image is filtered
-    by the pupil; the intensities add incoherently:
+    For frame ``j`` every illuminating plane wave ``exp(i 2 pi f . r)`` with weight
+    :math:`W_j(f) > 0` lights the sample, and its coherent image is filtered by the pupil; the
+    intensities add incoherently:
 
     .. math::
 
-        I_j = \sum_s S_j(s)\, |\mathcal F^{-1}\{P \cdot \mathcal F\{o\, e^{i 2\pi s\cdot r}\}\}|^2,
-        \qquad \mathrm{frame}_j = I_j / B_j - 1,\quad B_j = \sum_s S_j(s) P(s)^2 .
+        I_j = \sum_f W_j(f)\, |\mathcal F^{-1}\{P \cdot \mathcal F\{o\, e^{i 2\pi f\cdot r}\}\}|^2,
+        \qquad \mathrm{frame}_j = I_j / B_j - 1,\quad B_j = \sum_f W_j(f) P(f)^2 .
 
-    ``s`` lies on the frequency grid, so the tilt is an integer circular shift of the object's
-    spectrum. No weak-object approximation is made.
+    ``W_j`` is the source map ``S_j`` read in `source_convention`
+    (`nstm.systems.optics.illumination_spectrum`): by default an LED at ``+u`` in the map
+    lights the sample with ``exp(-i 2 pi u . r)``, so ``W_j(f) = S_j(-f)``. ``f`` lies on the
+    frequency grid, so the tilt is an integer circular shift of the object's spectrum. No
+    weak-object approximation is made.
 
     Parameters
     ----------
@@ -204,6 +210,8 @@ def abbe_dpc_images(
         data simulation) or complex128 (about 1e-15; for identity tests, about 2x slower).
     batch_size : int, optional
         Source points per FFT batch; by default about 16 MB of complex64 field per batch.
+    source_convention : {"led", "wavevector"}, default "led"
+        How `sources` maps to the illuminating plane waves (see above).
 
     Returns
     -------
@@ -229,6 +237,7 @@ def abbe_dpc_images(
     and about 3.5 min for a static 4 x 320 x 1000 set.
     """
     transmittance, sources, pupil = _validate(transmittance, sources, pupil)
+    sources = illumination_spectrum(sources, source_convention)  # weights of exp(+i 2 pi f . r)
     frames, height, width = sources.shape
     background = np.sum(sources * pupil**2, axis=(-2, -1))
     dark = np.flatnonzero(background <= 0)

@@ -14,7 +14,13 @@ from typing import Literal
 import numpy as np
 
 from ..io.dpc_data import DPCData
-from ..systems.optics import apply_transfer_functions, dpc_sources, pupil, transfer_functions
+from ..systems.optics import (
+    SourceConvention,
+    apply_transfer_functions,
+    dpc_sources,
+    pupil,
+    transfer_functions,
+)
 from .abbe import abbe_dpc_images
 from .motion import displacement_field, warp
 from .noise import shot_noise
@@ -42,7 +48,13 @@ class DPCSimulationConfig:
     na: float = 0.25
     """Objective NA; the half-disc sources fill the same NA."""
     source_angles_deg: tuple[float, ...] = (0.0, 180.0, 90.0, 270.0)
-    """Orientation of the half-disc source of each frame (cycled if frames exceed it)."""
+    """Orientation of the half-disc source of each frame (cycled if frames exceed it); see
+    ``nstm.systems.optics.half_disc_source``."""
+    source_convention: SourceConvention = "led"
+    """Convention of the written source maps ``s`` (the images are formed accordingly): ``led``,
+    the original NSTM layout's (an LED at +u lights the sample with exp(-i 2 pi u.r)), or
+    ``wavevector`` (the plane wave exp(+i 2 pi u.r)), for data to be read with
+    ``--system.source-convention wavevector``."""
     image_model: Literal["abbe", "linear"] = "abbe"
     """Abbe (partially coherent, exact) or the linear weak-object model."""
     periodic: bool = False
@@ -61,7 +73,8 @@ def simulate_dpc(
     Returns
     -------
     data : DPCData
-        Frames (zero-centred, I / I_background - 1), sources (unshifted), times and optics.
+        Frames (zero-centred, I / I_background - 1), sources (unshifted, in
+        ``config.source_convention``), times and optics.
     truth : dict
         ``absorption``, ``phase`` (frames, H, W) the sample at each frame's time;
         ``canonical_absorption``, ``canonical_phase`` (H, W) the undeformed sample;
@@ -99,10 +112,16 @@ def simulate_dpc(
         [dpc_sources(canvas, na_illum=config.na, angles_deg=(a,), **optics)[0] for a in angles]
     )
     canvas_pupil = pupil(canvas, na=config.na, **optics)
+    convention = config.source_convention
     if config.image_model == "abbe":
-        images = abbe_dpc_images(np.exp(absorption + 1j * phase), canvas_sources, canvas_pupil)
+        images = abbe_dpc_images(
+            np.exp(absorption + 1j * phase),
+            canvas_sources,
+            canvas_pupil,
+            source_convention=convention,
+        )
     elif config.image_model == "linear":
-        hu, hp = transfer_functions(canvas_sources, canvas_pupil)
+        hu, hp = transfer_functions(canvas_sources, canvas_pupil, source_convention=convention)
         images = np.stack(
             [
                 apply_transfer_functions(a, p, hu[k : k + 1], hp[k : k + 1])[0]

@@ -8,6 +8,8 @@ amplitude, ``phi`` = phase in radians) the background-normalized frame is linear
     I_j / I_background - 1 = Re F^-1{ Hu_j F{mu} + Hp_j F{phi} },
 
 with ``Hu_j(0) = 2``. When the sample moves, frame ``j`` sees the scene at its own time ``t_j``.
+Source maps are read in the original NSTM's LED convention by default (a point at ``+u`` is an
+LED lighting the sample with ``exp(-i 2 pi u . r)``; ``DPCConfig.source_convention``).
 
 The scene is rendered on a grid padded by ``pad_px`` on every side and the loss is computed on
 the measured central region only, so the periodic FFT model does not wrap the image border
@@ -27,7 +29,7 @@ from jaxtyping import Array, Complex, Float, Int
 
 from ..io.dpc_data import DPCData, load_dpc
 from .base import AbstractImagingSystem
-from .optics import pupil, transfer_functions
+from .optics import SourceConvention, pupil, transfer_functions
 from .registry import SystemSpec
 from .tikhonov import tikhonov_dpc
 
@@ -45,6 +47,11 @@ class DPCConfig:
     sources: str | None = None
     """Path to source maps (frames, H, W) in unshifted FFT layout (.npy/.npz/.tif); overrides
     the data's ``s`` (required for TIFF stacks)."""
+    source_convention: SourceConvention = "led"
+    """How a point of the source maps at frequency +u lights the sample. ``led`` (the original
+    NSTM's and LED-array DPC data's convention): it is an LED on the +u side, whose plane wave
+    exp(-i 2 pi u.r) travels towards -u. ``wavevector``: it is the plane wave exp(+i 2 pi u.r)
+    (nstm before 0.2). The wrong one inverts the sign of the reconstructed phase."""
     times: tuple[float, ...] | None = None
     """Normalized time of each frame in [-1, 1]; overrides the data's ``times``."""
     normalize: bool = False
@@ -121,7 +128,9 @@ class DPC(AbstractImagingSystem):
         p = pupil(
             shape, wavelength_um=data.wavelength_um, na=data.na, pixel_size_um=data.pixel_size_um
         )
-        hu, hp = transfer_functions(resample_sources(data.sources, shape), p)
+        hu, hp = transfer_functions(
+            resample_sources(data.sources, shape), p, source_convention=config.source_convention
+        )
         # Bright-field DPC transmits up to 2 NA / wavelength (source and pupil within the NA).
         bandwidth = min(0.5, 2 * data.na / data.wavelength_um * data.pixel_size_um)
         return cls(

@@ -12,8 +12,14 @@ Conventions
 * The sample is a weak object with complex transmittance ``o = exp(mu + i*phi)``: ``absorption``
   ``mu`` is the natural-log amplitude (dimensionless, ``<= 0`` for absorbing samples) and
   ``phase`` ``phi`` is in radians.
-* A source point at frequency ``s`` is the tilted plane wave ``exp(+i 2 pi s . r)``; numpy's
-  forward FFT uses ``exp(-i 2 pi f . r)``, so that wave sits at ``+s`` on the grid.
+* Source maps follow the **LED convention** by default (that of the original NSTM, of the
+  Waller-lab DPC code and of LED-array DPC datasets): a source map is a picture of the lit LEDs
+  in frequency space, and a point at ``+u`` is an LED at illumination NA ``wavelength * |u|``
+  on the ``+u`` side of the optical axis, which lights the sample with the plane wave
+  ``exp(-i 2 pi u . r)`` travelling towards ``-u``. The other convention, ``"wavevector"``
+  (that of nstm before 0.2), puts at ``+u`` the plane wave ``exp(+i 2 pi u . r)`` itself.
+  Reading a map in the wrong convention inverts the sign of the phase transfer functions, and
+  so of every reconstructed phase; see `illumination_spectrum`.
 * A DPC frame is the background-normalized intensity ``I / I_background - 1`` (zero-centred).
 
 This module is NumPy set-up code, not the training hot path.
@@ -21,20 +27,29 @@ This module is NumPy set-up code, not the training hot path.
 
 from __future__ import annotations
 
+import typing
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import scipy.fft
 
 __all__ = [
+    "SOURCE_CONVENTIONS",
+    "SourceConvention",
     "apply_transfer_functions",
     "dpc_sources",
     "frequency_grid",
     "half_disc_source",
+    "illumination_spectrum",
     "pupil",
     "transfer_functions",
 ]
+
+SourceConvention = Literal["led", "wavevector"]
+"""How a source map's frequency coordinate ``u`` maps to the illumination (module docstring)."""
+SOURCE_CONVENTIONS: tuple[str, ...] = typing.get_args(SourceConvention)
 
 # Relative slack for "on the circle" and "on the dividing line" tests: grid frequencies that lie
 # on these curves mathematically must not fall on either side because of rounding.
@@ -173,8 +188,10 @@ def half_disc_source(
 
     The source fills the half of the disc ``|s| <= na_illum / wavelength_um`` on the side
     ``s . n > 0`` of the line through DC, with the unit normal ``n = (cos θ, sin θ)`` given in
-    ``(fx, fy)`` components. θ is measured from +fx towards +fy: θ = 0 lights ``fx > 0`` (plane
-    waves tilted towards increasing column), θ = 90 lights ``fy > 0`` (increasing row index).
+    ``(fx, fy)`` components. θ is measured from +fx towards +fy: θ = 0 lights ``fx > 0``,
+    θ = 90 lights ``fy > 0``. In the (default) LED convention of the module docstring that is
+    the half of the LEDs on the side of increasing column (θ = 0) or increasing row index
+    (θ = 90), whose plane waves travel towards decreasing column or row.
 
     Parameters
     ----------
@@ -275,6 +292,47 @@ def dpc_sources(
     )
 
 
+def illumination_spectrum(
+    sources: np.ndarray, source_convention: SourceConvention = "led"
+) -> np.ndarray:
+    """Source maps as the weight of each illuminating plane wave ``exp(+i 2 pi f . r)``.
+
+    Image formation (`transfer_functions`, `nstm.simulation.abbe`) sums over the plane waves
+    that light the sample. This maps a source map in either convention to those waves' weights
+    ``W_j(f)``, on the same unshifted grid.
+
+    Parameters
+    ----------
+    sources : (..., H, W) array_like
+        Source maps on the unshifted frequency grid (DC at ``[0, 0]``).
+    source_convention : {"led", "wavevector"}, default "led"
+        ``"led"``: a point at ``+u`` is an LED lighting the sample with ``exp(-i 2 pi u . r)``
+        (the original NSTM's and LED-array DPC data's convention), so ``W(f) = S(-f)``.
+        ``"wavevector"``: a point at ``+u`` is the wave ``exp(+i 2 pi u . r)``, so
+        ``W(f) = S(f)``.
+
+    Returns
+    -------
+    (..., H, W) ndarray
+        ``W``, the same dtype as `sources`; for ``"led"`` the value at the negated frequency
+        ``-f mod (H, W)``, for ``"wavevector"`` `sources` itself.
+
+    Raises
+    ------
+    ValueError
+        If `source_convention` is not one of `SOURCE_CONVENTIONS`.
+    """
+    if source_convention not in SOURCE_CONVENTIONS:
+        raise ValueError(
+            f"source_convention: expected one of {list(SOURCE_CONVENTIONS)}, got "
+            f"{source_convention!r} "
+            '("led": a point at +u is an LED lighting the sample with exp(-i 2 pi u . r), the '
+            'original NSTM\'s layout; "wavevector": the plane wave exp(+i 2 pi u . r) itself)'
+        )
+    sources = np.asarray(sources)
+    return _flip(sources) if source_convention == "led" else sources
+
+
 # --------------------------------------------------------------------------------------------
 # weak-object transfer functions
 # --------------------------------------------------------------------------------------------
@@ -287,24 +345,36 @@ def _embed(array: np.ndarray, padded_shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def transfer_functions(sources: np.ndarray, pupil: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def transfer_functions(
+    sources: np.ndarray, pupil: np.ndarray, *, source_convention: SourceConvention = "led"
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Weak-object absorption and phase transfer functions of partially coherent DPC.
 
-    Each source point ``s`` illuminates the sample with the plane wave ``exp(i 2 pi s . r)``.
-    Linearizing ``o = exp(mu + i phi) ~ 1 + mu + i phi`` and normalizing each frame by its
-    background :math:`B_j = \sum_s S_j(s) P(s)^2` gives
+    Frame ``j`` is lit incoherently by the plane waves ``exp(i 2 pi f . r)`` with weights
+    :math:`W_j(f)` (`illumination_spectrum` of the source map :math:`S_j`). Linearizing
+    ``o = exp(mu + i phi) ~ 1 + mu + i phi`` and normalizing each frame by its background
+    :math:`B_j = \sum_f W_j(f) P(f)^2` gives
 
     .. math::
 
         \hat I_j(v) = H^u_j(v)\,\hat\mu(v) + H^\phi_j(v)\,\hat\phi(v),
 
-        H^u_j(v) = \frac{1}{B_j}\sum_s S_j(s) P(s) [P(s+v) + P(s-v)],
+        H^u_j(v) = \frac{1}{B_j}\sum_f W_j(f) P(f) [P(f+v) + P(f-v)],
 
-        H^\phi_j(v) = \frac{i}{B_j}\sum_s S_j(s) P(s) [P(s+v) - P(s-v)],
+        H^\phi_j(v) = \frac{i}{B_j}\sum_f W_j(f) P(f) [P(f+v) - P(f-v)],
 
     so that ``frame_j = Re IFFT2(Hu_j * FFT2(mu) + Hp_j * FFT2(phi))`` (see
-    `apply_transfer_functions`). This sign of ``Hp`` matches numpy's FFT convention and the full
-    Abbe simulation in `nstm.simulation.abbe`.
+    `apply_transfer_functions`), with numpy's FFT sign convention. For LED-convention source
+    maps (the default, ``W_j(f) = S_j(-f)``) and an even pupil (``P(-f) = P(f)``, as every
+    `pupil` is) this is the original NSTM's formula,
+
+    .. math::
+
+        C_j(u) = \sum_k S_j(k+u) P(k+u) P(k),\quad
+        H^u_j = \frac{C_j(u) + C_j(-u)}{C_j(0)},\quad
+        H^\phi_j = i\,\frac{C_j(u) - C_j(-u)}{C_j(0)},
+
+    without its extra factor ``1 / wavelength`` (the phase here is in radians).
 
     Parameters
     ----------
@@ -314,6 +384,9 @@ def transfer_functions(sources: np.ndarray, pupil: np.ndarray) -> tuple[np.ndarr
     pupil : (H, W) array_like
         Real pupil amplitude ``P`` on the same grid, e.g. from `pupil`. Complex (aberrated)
         pupils are not supported.
+    source_convention : {"led", "wavevector"}, default "led"
+        How `sources` maps to the illumination (see `illumination_spectrum`); the wrong one
+        negates ``Hp``.
 
     Returns
     -------
@@ -324,14 +397,14 @@ def transfer_functions(sources: np.ndarray, pupil: np.ndarray) -> tuple[np.ndarr
     Raises
     ------
     ValueError
-        On shape mismatches, negative or non-finite source weights, or a source whose
-        background ``B_j`` is zero (no weight inside the pupil, e.g. a centred source passed
-        where an unshifted one was expected).
+        On shape mismatches, negative or non-finite source weights, an unknown
+        `source_convention`, or a source whose background ``B_j`` is zero (no weight inside the
+        pupil, e.g. a centred source passed where an unshifted one was expected).
 
     Notes
     -----
     The correlations are computed exactly with FFTs on a zero-padded frequency grid of about
-    1.5x the size, so that ``s + v`` beyond the grid's Nyquist frequency never wraps around;
+    1.5x the size, so that ``f + v`` beyond the grid's Nyquist frequency never wraps around;
     the pupil is taken as zero outside the sampled grid. On the Nyquist row/column of an even
     axis the frequencies +F and -F share one bin, and the transfer functions there are the
     average of both (equivalently: ``Hu`` is symmetrized to be exactly even and ``Hp`` exactly
@@ -351,8 +424,8 @@ def transfer_functions(sources: np.ndarray, pupil: np.ndarray) -> tuple[np.ndarr
         raise ValueError("sources: expected non-negative source intensities, got negative values")
 
     n, height, width = sources.shape
-    weighted = sources * pupil  # g_j(s) = S_j(s) P(s)
-    background = np.sum(weighted * pupil, axis=(-2, -1))  # B_j = sum_s S_j(s) P(s)^2
+    weighted = illumination_spectrum(sources, source_convention) * pupil  # g_j(f) = W_j(f) P(f)
+    background = np.sum(weighted * pupil, axis=(-2, -1))  # B_j = sum_f W_j(f) P(f)^2
     dark = np.flatnonzero(background <= 0)
     if dark.size:
         raise ValueError(
@@ -361,7 +434,7 @@ def transfer_functions(sources: np.ndarray, pupil: np.ndarray) -> tuple[np.ndarr
             "inside |f| <= na / wavelength (a centred/fftshifted source lies outside the pupil)"
         )
 
-    # C_j(v) = sum_s g_j(s) P(s + v) by the correlation theorem. Lags up to |v| = H//2 are
+    # C_j(v) = sum_f g_j(f) P(f + v) by the correlation theorem. Lags up to |v| = H//2 are
     # needed in both directions; a grid of H + H//2 keeps them free of wrap-around.
     padded = (
         scipy.fft.next_fast_len(height + height // 2, real=True),

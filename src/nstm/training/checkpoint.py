@@ -15,8 +15,18 @@ from typing import Any
 
 import equinox as eqx
 
-# 2: the optimizer state holds one flat vector per parameter group (optax.flatten).
-FORMAT_VERSION = 2
+# Why each earlier format cannot be resumed, for the refusal message. A model trained under
+# another physics convention must not continue silently: its scene has the other sign.
+_SUPERSEDED = {
+    1: "the optimizer state has since become one flat vector per parameter group",
+    2: (
+        "it was written before nstm 0.2, which reads DPC source maps in the LED convention of "
+        "the original NSTM (an LED at +u lights the sample with exp(-i 2 pi u.r)); nstm 0.1 "
+        "read them as plane waves exp(+i 2 pi u.r), so a DPC model from it has the opposite "
+        "phase sign"
+    ),
+}
+FORMAT_VERSION = 3
 CHECKPOINT_NAME = "checkpoint.eqx"
 
 
@@ -34,19 +44,44 @@ def save_checkpoint(path: str | Path, tree: Any, *, step: int, history: list[dic
     os.replace(tmp, path)
 
 
+def _read_header(f, path: Path) -> dict[str, Any]:
+    """The JSON header of an open checkpoint, refused with a message unless this format."""
+    try:
+        header = json.loads(f.readline())
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: not an nstm checkpoint (no JSON header line)")
+    found = header.get("format")
+    if found != FORMAT_VERSION:
+        why = _SUPERSEDED.get(found)
+        raise ValueError(
+            f"{path}: checkpoint format {found} cannot be resumed by this version of nstm "
+            f"(it reads format {FORMAT_VERSION})" + (f": {why}" if why else "") + "; start "
+            "the run again in a new folder, or resume it with the nstm version that wrote it"
+        )
+    return header
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Raise the error `load_checkpoint` would for a missing or other-format checkpoint.
+
+    Cheap (reads the header only), so a resume can refuse before it writes or compiles anything.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        _read_header(f, path)
+
+
 def load_checkpoint(path: str | Path, like: Any) -> tuple[Any, int, list[dict]]:
     """Read a checkpoint into a pytree shaped like ``like``; returns (tree, step, history)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     with open(path, "rb") as f:
-        header = json.loads(f.readline())
-        if header.get("format") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: checkpoint format {header.get('format')} cannot be resumed by this "
-                f"version of nstm (it reads format {FORMAT_VERSION}); start the run again, "
-                "or resume it with the nstm version that wrote it"
-            )
+        header = _read_header(f, path)
         try:
             tree = eqx.tree_deserialise_leaves(f, like)
         except Exception as err:  # shapes differ: the run's config changed
