@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+import yaml
 
 from nstm.config import (
     FieldConfig,
@@ -50,6 +51,17 @@ def test_yaml_ints_become_floats_and_lists_tuples(tmp_path):
     field = load_yaml(FieldConfig, tmp_path / "f.yaml")
     assert field.coarsest_cell_px == 8.0 and isinstance(field.coarsest_cell_px, float)
     assert field.time_cells == (1, 4)
+
+
+def test_exponent_floats_without_a_dot_are_floats(tmp_path):
+    # YAML 1.1 (PyYAML's default) reads 1e-3 as a string; configs are written the YAML 1.2 way.
+    (tmp_path / "c.yaml").write_text("train:\n  scene_lr: 1e-3\n  motion_lr: -2E+4\n")
+    config = load_run_config(tmp_path / "c.yaml", DPCConfig)
+    assert (config.train.scene_lr, config.train.motion_lr) == (1e-3, -2e4)
+    assert with_overrides(TrainConfig(), ["scene_lr=5e-3"]).scene_lr == 5e-3
+    with pytest.raises(ValueError, match="scene_lr: expected float, got '1e-3'"):
+        with_overrides(TrainConfig(), ["scene_lr='1e-3'"])  # quoted: a string, refused
+    assert yaml.safe_load("1e-3") == "1e-3"  # PyYAML's own loader is left as it was
 
 
 def test_paper_preset_matches_the_publication():

@@ -11,6 +11,7 @@ Precedence, lowest first: a preset (``nstm.presets``), a YAML file, command-line
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -20,6 +21,34 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: ``1e-3`` is a float, not a string.
+
+    PyYAML follows YAML 1.1, whose floats need a dot (``1.0e-3``), so the way everyone writes a
+    learning rate would be read as a string and refused. Quoted values stay strings.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text safely, reading ``1e-3`` (YAML 1.2's float syntax) as a float."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain Python values only
+
 
 Activation = Literal["relu", "gelu", "elu", "silu", "tanh"]
 
@@ -227,7 +256,7 @@ def with_overrides(config: T, items: Sequence[str]) -> T:
             node = node.setdefault(name, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {name!r} is set twice")
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = parse_yaml(text)
     return from_dict(type(config), tree, base=config)
 
 
@@ -238,5 +267,5 @@ def save_yaml(config: Any, path: str | Path) -> None:
 
 def load_yaml(cls: type[T], path: str | Path, *, base: T | None = None) -> T:
     """Read a YAML file (possibly partial) on top of ``base`` or the class defaults."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = parse_yaml(Path(path).read_text()) or {}
     return from_dict(cls, data, base=base, where=f" ({path})")

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import yaml
 
-from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, save_yaml
+from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, parse_yaml, save_yaml
 from .io.outputs import save_comparison_figure, save_motion_figure, save_tiff, save_video
 from .metrics import motion_error, psnr_per_frame
 from .model.spacetime import SpaceTimeModel, make_model, motion_fields, render_scenes
@@ -49,7 +49,7 @@ class RunConfig(Generic[S]):
 
 def load_run_config(path: str | Path, system_config_cls: type, *, base=None) -> RunConfig:
     """Read a (possibly partial) YAML run config on top of ``base`` or the defaults."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = parse_yaml(Path(path).read_text()) or {}
     base = base if base is not None else RunConfig(system=system_config_cls())
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with keys system/model/train/render")
