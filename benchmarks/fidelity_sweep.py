@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 import time
 
 import numpy as np
@@ -60,6 +61,12 @@ def main() -> None:
     )
     ap.add_argument("--variant", action="append", default=["default:"])
     ap.add_argument("--tikhonov-only", action="store_true", help="no NSTM runs")
+    ap.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also score every N steps of each run (one schedule over --steps; 0: at the end)",
+    )
     args = ap.parse_args()
     sim = DPCSimulationConfig(
         shape=(args.size, args.size),
@@ -88,18 +95,34 @@ def main() -> None:
         config = apply(base, overrides)
         system = DPC.from_data(data, config.system)
         model = build_model(system, config.model, config.train.seed)
-        t0 = time.perf_counter()
-        result = fit(model, system, config.train, progress=False)
-        secs = time.perf_counter() - t0
-        rec = system.outputs(render_scenes(result.model, np.asarray(system.measurement_times)))
-        p = psnr_per_frame(rec["phase"], truth["phase"], border=border)
-        a = psnr_per_frame(rec["absorption"], truth["absorption"], border=border)
-        print(
-            f"{name:>14}: phase {np.round(p, 2).tolist()} (min-tik {min(p - np.array(tik)):+.2f})"
-            f" absorption {np.round(a, 1).tolist()} | {secs:.0f} s, "
-            f"final loss {result.history[-1]['loss']:.2e}",
-            flush=True,
-        )
+        every = args.eval_every or args.steps
+        stops = [*range(every, args.steps, every), args.steps]
+        with tempfile.TemporaryDirectory() as run_dir:
+            t0 = time.perf_counter()
+            for stop in stops:  # resumed segments equal one uninterrupted run
+                result = fit(
+                    model,
+                    system,
+                    config.train,
+                    run_dir=run_dir,
+                    resume=stop != stops[0],
+                    stop_at=stop,
+                    progress=False,
+                )
+                secs = time.perf_counter() - t0
+                rec = system.outputs(
+                    render_scenes(result.model, np.asarray(system.measurement_times))
+                )
+                p = psnr_per_frame(rec["phase"], truth["phase"], border=border)
+                a = psnr_per_frame(rec["absorption"], truth["absorption"], border=border)
+                at = f" @{stop}" if len(stops) > 1 else ""
+                print(
+                    f"{name + at:>14}: phase {np.round(p, 2).tolist()} "
+                    f"(min-tik {min(p - np.array(tik)):+.2f}) absorption "
+                    f"{np.round(a, 1).tolist()} | {secs:.0f} s, "
+                    f"final loss {result.history[-1]['loss']:.2e}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
