@@ -1,12 +1,16 @@
 """The command line end to end on a tiny sample: simulate, reconstruct, resume, render."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import tifffile
 
 from nstm.cli.main import main
+from nstm.io.dpc_data import load_dpc
+from nstm.runs import load_run_config
+from nstm.systems.dpc import DPC, DPCConfig
 
 TINY = ["--model.scene.mlp-width", "16", "--model.scene.log2-table-size", "12"]
 
@@ -32,10 +36,15 @@ def data(tmp_path_factory):
 
 
 def test_simulate_writes_the_input_layout_and_ground_truth(data):
-    d = np.load(data / "data.npz")
-    assert d["img"].shape == (4, 32, 40) and d["s"].shape == (4, 32, 40)
+    loaded = load_dpc(data / "data.npz")  # the layout the reader accepts
+    assert loaded.images.shape == loaded.sources.shape == (4, 32, 40)
+    np.testing.assert_array_equal(loaded.times, np.linspace(-1, 1, 4, dtype=np.float32))
     t = np.load(data / "truth.npz")
     assert t["phase"].shape == (4, 32, 40) and t["motion"].shape == (4, 32, 40, 2)
+    assert np.abs(t["motion"]).max() > 1.0  # a moving sample
+    assert not np.array_equal(t["phase"][0], t["phase"][-1])
+    settings = (data / "simulation.yaml").read_text()
+    assert "phantom: cells" in settings.splitlines()
 
 
 def test_reconstruct_writes_every_output_then_resume_and_render(data, tmp_path):
@@ -76,13 +85,17 @@ def test_reconstruct_writes_every_output_then_resume_and_render(data, tmp_path):
     assert timing["steps"] == 6 and timing["train_s"] > 0 and timing["outputs_s"] > 0
     # A second run into the same folder without --resume is refused...
     assert main(args) == 2
-    # ...and --resume continues it (nothing left to do: still 6 steps).
+    # ...and --resume continues it: nothing left to do, the same 6 steps and results.
+    before = np.load(run / "reconstruction.npz")["phase"]
     assert (
         main(
             ["reconstruct", "dpc", str(data / "data.npz"), "--out", str(run), "--resume", "--quiet"]
         )
         == 0
     )
+    assert json.loads((run / "timing.json").read_text())["steps"] == 6
+    assert (run / "loss.csv").read_text().splitlines()[-1].startswith("6,")
+    np.testing.assert_array_equal(np.load(run / "reconstruction.npz")["phase"], before)
     assert main(["render", str(run), "--frames", "5"]) == 0
     assert np.load(run / "interpolated.npz")["phase"].shape == (5, 32, 40)
 
@@ -126,13 +139,17 @@ def test_config_file_and_flags_precedence(data, tmp_path):
         *TINY,
     ]
     assert main(args) == 0
-    saved = (run / "config.yaml").read_text()
-    assert "steps: 3" in saved and "scene_lr: 0.01" in saved and "pad_px: 4" in saved
+    saved = load_run_config(run / "config.yaml", DPCConfig)
+    assert saved.train.steps == 3 and saved.train.scene_lr == 0.01 and saved.system.pad_px == 4
+    assert json.loads((run / "timing.json").read_text())["steps"] == 3
 
 
 def test_baseline_command(data, tmp_path):
     assert main(["baseline", "dpc", str(data / "data.npz"), "--out", str(tmp_path)]) == 0
-    assert np.load(tmp_path / "baseline.npz")["absorption"].shape == (32, 40)
+    expected = DPC.from_data(load_dpc(data / "data.npz")).reconstruct_static()
+    with np.load(tmp_path / "baseline.npz") as written:
+        for name in ("absorption", "phase"):
+            np.testing.assert_allclose(written[name], expected[name], rtol=1e-6, atol=1e-7)
 
 
 def test_clear_errors(data, tmp_path, capsys):
@@ -143,12 +160,34 @@ def test_clear_errors(data, tmp_path, capsys):
         main(["reconstruct", "sted", "x", "--out", str(tmp_path)])
 
 
+def printed_numbers(out: str, label: str) -> list[float]:
+    """The numbers on the printed line that starts with ``label``."""
+    line = next(line for line in out.splitlines() if line.strip().startswith(label))
+    return [float(v) for v in re.findall(r"-?\d+\.\d+", line)]
+
+
 def test_demo_runs_end_to_end_and_reports_psnr_and_motion_error(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--size", "40", "--steps", "4", "--quiet"]) == 0
+    # 32 px: the scoring border shrinks to fit (16 px would leave nothing to score).
+    assert main(["demo", "--out", str(tmp_path), "--size", "32", "--steps", "4", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "phase PSNR per frame" in out and "motion error per frame (px)" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert len(metrics["nstm_phase_psnr"]) == 4 and len(metrics["no_motion_epe_px"]) == 4
+    assert metrics["border_px"] == 4
+    phase = printed_numbers(out, "phase PSNR per frame")
+    np.testing.assert_allclose(
+        phase, metrics["nstm_phase_psnr"] + metrics["baseline_phase_psnr"], atol=0.051
+    )
+    motion = printed_numbers(out, "motion error per frame (px)")
+    np.testing.assert_allclose(
+        motion, metrics["nstm_motion_epe_px"] + metrics["no_motion_epe_px"], atol=0.0051
+    )
+    # Assuming no motion errs by the true motion's size relative to its mean over frames (the
+    # metric's definition), computed here from the truth in the scored region.
+    true_motion = np.load(tmp_path / "data" / "truth.npz")["motion"][:, 4:-4, 4:-4]
+    relative = true_motion - true_motion.mean(axis=0, keepdims=True)
+    np.testing.assert_allclose(
+        metrics["no_motion_epe_px"], np.linalg.norm(relative, axis=-1).mean(axis=(1, 2)),
+        rtol=1e-5,
+    )  # fmt: skip
     assert (tmp_path / "run" / "comparison.png").is_file()
 
 

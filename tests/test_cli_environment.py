@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nstm.cli import environment
+from nstm.cli.main import USAGE
 
 
 @pytest.fixture
@@ -62,10 +63,20 @@ def test_compilation_cache_dir(tmp_path):
 
 def test_console_entry_point_reexecs_once_and_runs(tmp_path):
     """``python -m nstm.cli`` re-executes itself with the tunable (where it applies) and runs."""
+    # Every interpreter start (an exec keeps the process id) logs its pid and tunables.
+    site = tmp_path / "site"
+    site.mkdir()
+    log = tmp_path / "starts.log"
+    (site / "sitecustomize.py").write_text(
+        "import os\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(f\"{os.getpid()} {os.environ.get('GLIBC_TUNABLES', '-')}\\n\")\n"
+    )
     env = {
         "PATH": "/usr/bin:/bin",
         "NSTM_CACHE_DIR": str(tmp_path / "cache"),
         "HOME": str(tmp_path),
+        "PYTHONPATH": str(site),
     }
     out = subprocess.run(
         [sys.executable, "-m", "nstm.cli", "--help"],
@@ -75,7 +86,14 @@ def test_console_entry_point_reexecs_once_and_runs(tmp_path):
         timeout=120,
         check=True,
     )
-    assert "nstm reconstruct dpc DATA" in out.stdout
+    assert out.stdout == USAGE + "\n"  # the command's usage, printed once
+    starts = [line.split() for line in log.read_text().splitlines()]
+    if environment.allocator_env(env) is None:  # this machine's huge pages: nothing to tune
+        assert [tunables for _, tunables in starts] == ["-"]
+    else:  # one re-exec, in place, with the tunable; the second start does not exec again
+        assert [tunables for _, tunables in starts] == ["-", environment.HUGEPAGE_TUNABLE]
+        assert starts[0][0] == starts[1][0]
+    assert (tmp_path / "cache").is_dir()  # the compilation cache where NSTM_CACHE_DIR says
 
 
 DEVICES = "--xla_force_host_platform_device_count"

@@ -13,7 +13,7 @@ from nstm.config import (
     with_overrides,
 )
 from nstm.presets import preset
-from nstm.runs import RunConfig, load_run_config
+from nstm.runs import load_run_config
 from nstm.systems.dpc import DPCConfig
 
 
@@ -62,18 +62,6 @@ def test_exponent_floats_without_a_dot_are_floats(tmp_path):
     with pytest.raises(ValueError, match="scene_lr: expected float, got '1e-3'"):
         with_overrides(TrainConfig(), ["scene_lr='1e-3'"])  # quoted: a string, refused
     assert yaml.safe_load("1e-3") == "1e-3"  # PyYAML's own loader is left as it was
-
-
-def test_paper_preset_matches_the_publication():
-    config = preset("paper")
-    assert isinstance(config, RunConfig)
-    assert config.train.steps == 5000 and config.train.anneal_fraction == 0.8
-    assert (config.train.scene_lr, config.train.motion_lr) == (1e-3, 1e-5)
-    assert (config.model.scene.mlp_width, config.model.motion.mlp_width) == (128, 32)
-    assert config.model.scene.log2_table_size == 16 and config.model.scene.num_levels == 8
-    assert config.system.pad_px == 0 and config.system.loss_margin_px == 5
-    with pytest.raises(ValueError, match="unknown preset"):
-        preset("fastest")
 
 
 def test_with_overrides_sets_nested_fields_and_rejects_bad_ones():

@@ -112,7 +112,6 @@ def test_simulated_data_read_in_their_own_convention_have_the_true_phase_sign(wr
         assert sign * correlation(phase, truth["phase"][0]) > 0.9, (written, read)
 
 
-@pytest.mark.slow
 def test_nstm_matches_both_truths(data, reference):
     config = preset("default")
     config = dataclasses.replace(

@@ -5,7 +5,6 @@ import dataclasses
 import warnings
 
 import numpy as np
-import pytest
 
 from nstm.metrics import psnr_per_frame
 from nstm.model import render_scenes
@@ -52,7 +51,6 @@ def simulate_cells(**sim):
     )
 
 
-@pytest.mark.slow
 def test_moving_sample_nstm_beats_tikhonov_on_every_frame():
     data, truth = simulate_cells(motion="elastic", max_displacement_px=4.0, seed=3)
     system, nstm = nstm_phase_psnr(data, truth["phase"])
@@ -60,7 +58,6 @@ def test_moving_sample_nstm_beats_tikhonov_on_every_frame():
     assert np.all(nstm > tikhonov), (nstm, tikhonov)
 
 
-@pytest.mark.slow
 def test_static_noisy_sample_nstm_within_1db_of_tuned_tikhonov():
     data, truth = simulate_cells(
         motion="none", max_displacement_px=0.0, photons_per_pixel=1e4, seed=4

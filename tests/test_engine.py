@@ -1,5 +1,6 @@
 """The training engine: loss decreases, resume is exact, NaN and Ctrl-C are handled."""
 
+import dataclasses
 import json
 import re
 from typing import ClassVar
@@ -104,16 +105,44 @@ def test_same_seed_same_result_different_seed_differs():
     b = leaves(fit(model, system, config, progress=False).model)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+    # The seed draws the frames of each step: another seed trains on other frames.
+    c = leaves(fit(model, system, dataclasses.replace(config, seed=1), progress=False).model)
+    assert any(not np.array_equal(x, z) for x, z in zip(a, c, strict=True))
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_non_finite_data_stop_at_the_first_step_without_a_checkpoint(tmp_path):
     model, system = make_problem()
     bad = eqx.tree_at(lambda s: s.frames, system, system.frames.at[2, 3, 3].set(jnp.inf))
-    with pytest.raises(NonFiniteLossError, match="non-finite loss"):
+    with pytest.raises(NonFiniteLossError, match="at step 0.*check the data") as err:
         fit(model, bad, TrainConfig(steps=5), run_dir=tmp_path, progress=False)
-    (saved, _), step, _ = load_checkpoint(tmp_path / "checkpoint.eqx", (model, None))
-    assert step == 0
+    assert err.value.checkpoint_step is None
+    assert not (tmp_path / "checkpoint.eqx").exists()  # no state with a finite loss to keep
+
+
+def test_divergence_mid_way_keeps_a_state_that_lower_rates_continue_from(tmp_path):
+    # Six good steps, then a learning rate high enough to blow the loss up within a few steps
+    # (overflowing to inf). The state kept must be one that training continues from with
+    # lower rates, as the error message advises: the one with the lowest loss, whose loss is
+    # finite (the last finite states before an overflow are already blown up).
+    model, system = make_problem()
+    good = TrainConfig(steps=12, log_every=1)
+    fit(model, system, good, run_dir=tmp_path, stop_at=6, progress=False)
+    diverging = dataclasses.replace(good, scene_lr=1e7, motion_lr=1e7)
+    with pytest.raises(NonFiniteLossError, match="training diverged") as err:
+        fit(model, system, diverging, run_dir=tmp_path, resume=True, progress=False)
+    bad, kept = err.value.step, err.value.checkpoint_step
+    assert bad > 6 and 6 <= kept < bad
+    assert f"at step {bad}:" in str(err.value) and "--resume --train.scene-lr" in str(err.value)
+    (saved, _), step, history = load_checkpoint(tmp_path / "checkpoint.eqx", (model, None))
+    assert step == kept and [h["step"] for h in history] == list(range(1, kept + 1))
     assert all(np.isfinite(x).all() for x in leaves(saved))
+    # The same settings diverge again; the first ones continue to the end, the loss going down.
+    with pytest.raises(NonFiniteLossError, match="training diverged"):
+        fit(model, system, diverging, run_dir=tmp_path, resume=True, progress=False)
+    result = fit(model, system, good, run_dir=tmp_path, resume=True, progress=False)
+    assert result.start_step == kept and result.step == 12
+    losses = [h["loss"] for h in result.history]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[kept - 1]
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch):

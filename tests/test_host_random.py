@@ -33,7 +33,15 @@ def test_traced_keys_fall_back_to_jax_random():
     def build(key):
         return MLP(3, 2, width=8, depth=1, key=key)
 
-    mlp = build(jax.random.key(0))
+    key = jax.random.key(0)
+    mlp = build(key)
     limit = (6.0 / (3 + 8)) ** 0.5
     assert mlp.weights[0].shape == (3, 8)
-    assert 0 < float(jnp.max(jnp.abs(mlp.weights[0]))) <= limit
+    # jax.random's own numbers: the key split as jax.random splits it, then its uniform draw.
+    first = jax.random.split(key, 2)[0]
+    expected = jax.random.uniform(first, (3, 8), jnp.float32, -limit, limit)
+    np.testing.assert_allclose(mlp.weights[0], expected, rtol=1e-6)
+    # Outside the transformation the same key draws the host's (other) numbers.
+    eager = MLP(3, 2, width=8, depth=1, key=key)
+    assert not np.allclose(eager.weights[0], mlp.weights[0])
+    np.testing.assert_array_equal(MLP(3, 2, width=8, depth=1, key=key).weights[0], eager.weights[0])

@@ -18,7 +18,12 @@ def test_constant_offset_is_ignored_only_with_remove_mean():
     truth = _image()
     assert psnr(truth + 0.7, truth) == np.inf
     assert ssim(truth + 0.7, truth) == pytest.approx(1.0)
-    assert np.isfinite(psnr(truth + 0.7, truth, remove_mean=False))
+    # Kept, the offset is an error of 0.7 everywhere: 10 log10(range^2 / 0.49), with the range
+    # of the truth over the default 16 px crop.
+    data_range = np.ptp(truth[16:-16, 16:-16])
+    expected = 10 * np.log10(data_range**2 / 0.49)
+    assert psnr(truth + 0.7, truth, remove_mean=False) == pytest.approx(expected, rel=1e-12)
+    assert ssim(truth + 0.7, truth, remove_mean=False) < 0.9
 
 
 def test_known_mse_gives_known_db():
@@ -39,26 +44,44 @@ def test_border_crop_excludes_edges():
     estimate = truth.copy()
     estimate[:3] += 5.0
     assert psnr(estimate, truth, border=3) == np.inf
-    assert np.isfinite(psnr(estimate, truth, border=2))
+    # border=2 keeps 60 rows, the first of them off by 5: after mean removal the error is
+    # 5 (1 - p) on that row and -5 p elsewhere (p = 1 / 60), MSE = 25 p (1 - p).
+    p = 1 / 60
+    expected = 10 * np.log10(np.ptp(truth[2:-2, 2:-2]) ** 2 / (25 * p * (1 - p)))
+    assert psnr(estimate, truth, border=2) == pytest.approx(expected, rel=1e-12)
+
+
+def checkerboard(shape):
+    """+-1 in a checkerboard: zero mean over any even-sided crop."""
+    return np.where(np.add.outer(np.arange(shape[0]), np.arange(shape[1])) % 2 == 0, 1.0, -1.0)
 
 
 def test_stack_and_per_frame():
     truth = np.stack([_image(seed=s) for s in range(4)])
-    rng = np.random.default_rng(1)
-    noise = np.stack([s * 0.02 * rng.standard_normal((64, 64)) for s in range(1, 5)])
-    estimate = truth + noise
+    truth[:, 20, 20], truth[:, 30, 40] = 0.0, 2.0  # every frame spans exactly 2 in the crop
+    amplitude = 0.02 * np.arange(1, 5)  # frame k: an RMS error of 0.02 (k + 1)
+    estimate = truth + amplitude[:, None, None] * checkerboard((64, 64))
     per_frame = psnr_per_frame(estimate, truth)
     assert per_frame.shape == (4,)
-    assert np.all(np.diff(per_frame) < 0)  # noisier frames score lower
+    np.testing.assert_allclose(per_frame, 20 * np.log10(2.0 / amplitude), rtol=1e-12)
+    # The stack's PSNR: the MSE over every frame (the mean of the squared amplitudes).
     whole = psnr(estimate, truth)
-    assert per_frame.min() < whole < per_frame.max()
-    assert 0 < ssim(estimate, truth) < 1
+    assert whole == pytest.approx(10 * np.log10(4.0 / np.mean(amplitude**2)), rel=1e-12)
+    # The stack's SSIM is the mean of its frames' SSIMs (each with the stack's data range),
+    # which fall as the error grows.
+    frames = [ssim(e, t, data_range=2.0) for e, t in zip(estimate, truth, strict=True)]
+    assert ssim(estimate, truth) == pytest.approx(np.mean(frames), rel=1e-12)
+    assert all(a > b for a, b in zip(frames, frames[1:], strict=False)) and frames[0] < 1
 
 
 def test_per_frame_mean_removal_for_stacks():
     truth = np.stack([_image(seed=s) for s in range(3)])
     offsets = np.array([0.0, 0.5, -1.0])[:, None, None]
     assert psnr(truth + offsets, truth) == np.inf
+    np.testing.assert_array_equal(psnr_per_frame(truth + offsets, truth), [np.inf] * 3)
+    # Kept, the offsets are the error: MSE = (0 + 0.25 + 1) / 3 over the stack's data range.
+    expected = 10 * np.log10(np.ptp(truth[:, 16:-16, 16:-16]) ** 2 / (1.25 / 3))
+    assert psnr(truth + offsets, truth, remove_mean=False) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("func", [psnr, ssim, psnr_per_frame])
@@ -144,8 +167,17 @@ def test_motion_error_border_crop_and_volumes():
     estimate = truth.copy()
     estimate[0, :, :2] = (0.0, 0.0, 1.0)  # an error in the top two rows of frame 0 only
     np.testing.assert_array_equal(motion_error(estimate, truth, border=2), np.zeros(3))
-    assert motion_error(estimate, truth, border=1)[0] > 0
-    assert motion_error(estimate, truth, border=1).shape == (3,)
+    # border=1 keeps rows 1..18 (one of them in error) of every Z plane (Z is not cropped):
+    # relative to the mean over frames, frame 0 is off by 2/3 px there and frames 1, 2 by 1/3.
+    np.testing.assert_allclose(
+        motion_error(estimate, truth, border=1), [2 / 3 / 18, 1 / 3 / 18, 1 / 3 / 18]
+    )
+    # An error in the first Z plane only counts at 1 / 5 of the weight (Z is averaged, not cut).
+    estimate = truth.copy()
+    estimate[0, 0, 5:15, 5:15] = (3.0, 0.0, 0.0)  # along z, inside the H, W crop
+    np.testing.assert_allclose(
+        motion_error(estimate, truth, border=2), np.array([2.0, 1.0, 1.0]) * 100 / (5 * 16 * 20)
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,11 @@ def test_seeded_and_noiseless():
     images = np.zeros((2, 8, 8))
     a = shot_noise(images, 50.0, np.random.default_rng(3))
     b = shot_noise(images, 50.0, np.random.default_rng(3))
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, b)  # the same seed draws the same noise ...
+    # ... and it is noise: Poisson(50) / 50 - 1, exactly 0 with probability 0.056 ...
+    assert np.mean(a != images) > 0.8
+    c = shot_noise(images, 50.0, np.random.default_rng(4))
+    assert np.mean(a != c) > 0.8  # ... which another seed draws differently (same: p ~ 0.04)
     for photons in (None, np.inf):
         clean = shot_noise(images, photons)
         np.testing.assert_array_equal(clean, images)

@@ -36,8 +36,9 @@ def test_tiff_reorders_channel_last_to_imagej(tmp_path, rng):
 
 
 def test_tiff_2d(tmp_path, rng):
-    save_tiff(tmp_path / "p.tiff", rng.standard_normal((8, 9)), axes="YX")
-    assert tifffile.imread(tmp_path / "p.tiff").shape == (8, 9)
+    image = rng.standard_normal((8, 9))
+    save_tiff(tmp_path / "p.tiff", image, axes="YX")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "p.tiff"), image.astype(np.float32))
 
 
 @pytest.mark.parametrize(
@@ -72,8 +73,9 @@ def test_motion_figure(tmp_path, rng):
     times = np.linspace(-1, 1, 3)
     save_motion_figure(tmp_path / "m.png", motion, times)
     save_motion_figure(tmp_path / "mb.png", motion, times, background=motion[0, ..., 0], step=4)
-    assert iio.imread(tmp_path / "m.png").ndim == 3
-    assert (tmp_path / "mb.png").stat().st_size > 0
+    plain, with_background = iio.imread(tmp_path / "m.png"), iio.imread(tmp_path / "mb.png")
+    assert plain.ndim == 3 and plain.shape[1] > plain.shape[0]  # 3 panels side by side
+    assert with_background.shape == plain.shape and np.any(with_background != plain)
     with pytest.raises(ValueError, match=r"motion: expected shape \(frames, H, W, 2\)"):
         save_motion_figure(tmp_path / "x.png", motion[..., 0], times)
     with pytest.raises(ValueError, match=r"times: expected shape \(frames,\) = \(3,\)"):
@@ -88,10 +90,20 @@ def test_gif_frame_count_and_size(tmp_path, rng):
     assert video.shape[:3] == (7, 40, 56)
 
 
-def test_gif_rgb_and_fixed_clim(tmp_path, rng):
-    frames = rng.uniform(0, 1, (4, 16, 20, 3))
-    save_video(tmp_path / "rgb.gif", frames, clim=(0.0, 1.0))
-    assert iio.imread(tmp_path / "rgb.gif").shape[:3] == (4, 16, 20)
+def test_gif_rgb_and_fixed_clim(tmp_path):
+    # A few colours (GIF's palette holds them exactly): clim (low, high) maps low to 0 and high
+    # to 255 in every channel and frame, clipping outside it; no per-frame or robust rescaling.
+    frames = np.zeros((4, 16, 20, 3))
+    frames[0] = (0.25, 0.5, 1.0)
+    frames[1] = (-0.5, 0.75, 2.0)
+    frames[2, :8] = 0.5
+    frames[3] = np.linspace(0.0, 1.0, 20)[None, :, None]
+    for high in (1.0, 2.0):
+        save_video(tmp_path / "rgb.gif", frames, clim=(0.0, high))
+        video = iio.imread(tmp_path / "rgb.gif")
+        assert video.shape == (4, 16, 20, 3)
+        expected = np.round(np.clip(frames / high, 0.0, 1.0) * 255)
+        np.testing.assert_allclose(video, expected, atol=1)
 
 
 def test_gif_shared_clim_across_frames(tmp_path):

@@ -35,7 +35,9 @@ def test_initial_motion_is_zero_so_the_scene_does_not_depend_on_time():
     scenes = model.render(jnp.array([-1.0, 0.3, 1.0]))
     assert scenes.shape == (3, 20, 24, 2)
     np.testing.assert_array_equal(scenes[0], scenes[1])
-    np.testing.assert_array_equal(motion_fields(model, [0.5]), 0.0)
+    np.testing.assert_array_equal(scenes[2], scenes[1])
+    np.testing.assert_array_equal(motion_fields(model, [-1.0, 0.5]), 0.0)
+    assert np.asarray(scenes).std() > 0  # a scene that is there, not zeros
 
 
 def test_scene_is_canonical_scene_read_at_displaced_coordinates():
@@ -65,8 +67,14 @@ def test_chunked_render_equals_single_pass_and_batch_equals_vmap():
     batched = model(coords, 0.3)
     single = jax.vmap(lambda r: model(r, 0.3))(coords)
     np.testing.assert_allclose(batched, single, atol=1e-6)
+    # The motion field is the model's displacement at every pixel, whatever the chunking.
     motion = motion_fields(model, times, chunk_points=50)
-    assert motion.shape == (3, 20, 24, 2)
+    assert motion.shape == (3, 20, 24, 2) and np.abs(motion).max() > 1e-3
+    grid = model.grid_coords()
+    for k, t in enumerate(times):
+        expected = np.asarray(model.displacement(grid, t)).reshape(20, 24, 2)
+        np.testing.assert_allclose(motion[k], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(motion_fields(model, times), motion)
 
 
 def test_render_rejects_times_outside_unit_interval():
@@ -101,11 +109,22 @@ def test_param_labels_split_scene_and_motion():
     assert set(jax.tree_util.tree_leaves(labels.motion_mlp)) == {"motion"}
     assert set(jax.tree_util.tree_leaves(labels.motion_encoding)) == {"motion"}
     assert set(jax.tree_util.tree_leaves(labels.scene_mlp)) == {"scene"}
+    assert set(jax.tree_util.tree_leaves(labels.scene_encoding)) == {"scene"}
 
 
 def test_volume_model_renders_3d_grid():
     model = make_model(SMALL, grid_shape=(3, 8, 10), channels=1, key=jax.random.key(0))
-    assert model.render(jnp.array([0.0])).shape == (1, 3, 8, 10, 1)
+    model = randomize_motion(model)
+    rendered = model.render(jnp.array([0.0, 0.6]))
+    assert rendered.shape == (2, 3, 8, 10, 1)
+    # Voxel (z, y, x) of the render is the model at those coordinates, row-major over the grid.
+    grid = model.grid_coords()
+    assert grid.shape == (3 * 8 * 10, 3)
+    np.testing.assert_array_equal(grid[1 * 80 + 2 * 10 + 7], [1.0, 2.0, 7.0])
+    for k, t in enumerate((0.0, 0.6)):
+        expected = np.asarray(model(grid, t)).reshape(3, 8, 10, 1)
+        np.testing.assert_allclose(rendered[k], expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(np.asarray(model.displacement(grid, 0.6))).max() > 1e-3
 
 
 def test_chunked_render_matches_full_render_and_gradients():

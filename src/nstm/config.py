@@ -45,9 +45,18 @@ _Loader.add_implicit_resolver(
 )
 
 
-def parse_yaml(text: str) -> Any:
-    """Parse YAML text safely, reading ``1e-3`` (YAML 1.2's float syntax) as a float."""
-    return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain Python values only
+def parse_yaml(text: str, source: str = "YAML") -> Any:
+    """Parse YAML text safely, reading ``1e-3`` (YAML 1.2's float syntax) as a float.
+
+    Malformed text raises a ValueError naming ``source`` and the line and column.
+    """
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain Python values only
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{source}: not valid YAML{where}: {problem}") from None
 
 
 Activation = Literal["relu", "gelu", "elu", "silu", "tanh"]
@@ -116,8 +125,13 @@ class TrainConfig:
 
     steps: int = 200
     """Number of optimizer steps (enough for 4 x 256 x 256 DPC data; see benchmarks/)."""
+    schedule_steps: int | None = None
+    """Steps over which the encoding levels open and the learning rates decay; None: steps.
+    Training on past it keeps every level open and the final learning rates (nstm reconstruct
+    --resume --steps N sets it to the run's first plan, to train more than planned)."""
     anneal_fraction: float = 0.8
-    """Fraction of the run over which the encoding levels open (alpha = step / anneal_steps)."""
+    """Fraction of the schedule over which the encoding levels open (alpha = step /
+    (anneal_fraction * schedule steps))."""
     frames_per_step: int | None = None
     """Measurements fitted per step; None uses all of them."""
     chunk_points: int | None = None
@@ -130,7 +144,8 @@ class TrainConfig:
     motion_lr: float = 8e-3
     """Initial learning rate of the motion network."""
     final_lr_fraction: float = 0.1
-    """Both learning rates decay exponentially to this fraction of their initial value."""
+    """Both learning rates decay exponentially to this fraction of their initial value over
+    the schedule, and stay there."""
     adam_b1: float = 0.9
     adam_b2: float = 0.99
     adam_eps: float = 1e-15
@@ -256,7 +271,7 @@ def with_overrides(config: T, items: Sequence[str]) -> T:
             node = node.setdefault(name, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {name!r} is set twice")
-        node[leaf] = parse_yaml(text)
+        node[leaf] = parse_yaml(text, f"override {item!r}")
     return from_dict(type(config), tree, base=config)
 
 
@@ -267,5 +282,5 @@ def save_yaml(config: Any, path: str | Path) -> None:
 
 def load_yaml(cls: type[T], path: str | Path, *, base: T | None = None) -> T:
     """Read a YAML file (possibly partial) on top of ``base`` or the class defaults."""
-    data = parse_yaml(Path(path).read_text()) or {}
+    data = parse_yaml(Path(path).read_text(), str(path)) or {}
     return from_dict(cls, data, base=base, where=f" ({path})")

@@ -14,8 +14,14 @@ A run folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
+import os
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -24,14 +30,14 @@ import jax
 import numpy as np
 import yaml
 
-from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, parse_yaml, save_yaml
+from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, parse_yaml, to_dict
 from .io.outputs import save_comparison_figure, save_motion_figure, save_tiff, save_video
 from .metrics import motion_error, psnr_per_frame
 from .model.spacetime import SpaceTimeModel, make_model, motion_fields, render_scenes
 from .systems.base import AbstractImagingSystem
-from .systems.registry import get_system
-from .training.checkpoint import CHECKPOINT_NAME, check_checkpoint, load_checkpoint
-from .training.engine import FitResult, fit, make_fit_step
+from .systems.registry import SystemSpec, get_system
+from .training.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoint_header
+from .training.engine import FitResult, fit, make_fit_step, validate_train_config
 
 S = TypeVar("S")
 
@@ -41,7 +47,7 @@ class RunConfig(Generic[S]):
     """Everything that defines a reconstruction."""
 
     system: S
-    """Parameters of the imaging system (e.g. :class:`nstm.systems.dpc.DPCConfig`)."""
+    """Parameters of the imaging system (for DPC: nstm.systems.dpc.DPCConfig)."""
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     render: RenderConfig = RenderConfig()
@@ -49,7 +55,7 @@ class RunConfig(Generic[S]):
 
 def load_run_config(path: str | Path, system_config_cls: type, *, base=None) -> RunConfig:
     """Read a (possibly partial) YAML run config on top of ``base`` or the defaults."""
-    data = parse_yaml(Path(path).read_text()) or {}
+    data = parse_yaml(Path(path).read_text(), str(path)) or {}
     base = base if base is not None else RunConfig(system=system_config_cls())
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with keys system/model/train/render")
@@ -78,6 +84,170 @@ def build_model(system: AbstractImagingSystem, config: ModelConfig, seed: int) -
     )
 
 
+# Files a run folder holds (nstm writes them; nothing else in the folder is ever touched).
+RUN_FILES = (
+    "run.yaml",
+    "config.yaml",
+    CHECKPOINT_NAME,
+    "loss.csv",
+    "timing.json",
+    "metrics.json",
+    "reconstruction.npz",
+    "baseline.npz",
+    "interpolated.npz",
+    "comparison.png",
+    "motion.png",
+    "loss.png",
+    "motion.tif",
+)
+_RUN_PATTERNS = ("reconstruction_*.tif", "baseline_*.tif", "video_*.gif", "video_*.mp4")
+# Fields of the run config that a resumed run may change: they steer training from the current
+# step on, or only the outputs. Everything else defines the model or the problem.
+_RESUMABLE = {
+    "train": (
+        "steps",
+        "schedule_steps",
+        "scene_lr",
+        "motion_lr",
+        "final_lr_fraction",
+        "checkpoint_every",
+        "log_every",
+        "chunk_points",
+    ),
+    "render": None,  # every field
+}
+
+
+def run_files(out: str | Path) -> list[Path]:
+    """The files of ``out`` that a run writes (empty if ``out`` is not a folder)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = [out / name for name in RUN_FILES if (out / name).exists()]
+    for pattern in _RUN_PATTERNS:
+        found += sorted(out.glob(pattern))
+    return found
+
+
+def check_writable(out: str | Path, option: str = "--out") -> Path:
+    """Create the folder ``out`` (and its parents) and check that files can be written in it.
+
+    Raises an OSError subclass naming ``option`` and the folder, before any work is done.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{option}: {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".nstm-probe-", delete=True)
+        probe.close()
+    except NotADirectoryError:
+        raise NotADirectoryError(
+            f"{option}: cannot create {out}: a parent of it is a file, not a folder"
+        ) from None
+    except PermissionError:
+        raise PermissionError(f"{option}: cannot write in {out} (permission denied)") from None
+    except OSError as err:
+        raise OSError(f"{option}: cannot write in {out} ({err.strerror or err})") from None
+    return out
+
+
+def refuse_overwrite(paths: list[Path], what: str) -> None:
+    """Raise FileExistsError listing ``paths`` unless there are none (``--overwrite`` skips it)."""
+    if paths:
+        names = ", ".join(p.name for p in paths[:6]) + (" ..." if len(paths) > 6 else "")
+        raise FileExistsError(
+            f"{what} already holds {names}; pass --overwrite to replace them, or choose another "
+            "folder"
+        )
+
+
+def data_fingerprint(path: str | Path) -> dict[str, Any]:
+    """``path`` (resolved), ``bytes`` and ``sha256`` of a data file, for run.yaml."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return {"data": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def resume_config(saved: RunConfig, requested: RunConfig, spec: SystemSpec) -> RunConfig:
+    """The config a resumed run continues with, or a ValueError saying what it cannot change.
+
+    A resumed run may change the fields that steer training from the current step on (the
+    step count, learning rates, logging) or only the outputs (``render``, and the system's
+    ``spec.resume_may_change``, e.g. the baseline's regularization). When the step count grows
+    and no schedule length is set, the annealing and learning-rate decay keep the run's first
+    plan (``train.schedule_steps``), so that training on continues with every level open at
+    the final learning rates instead of reopening the schedule.
+    """
+    allowed = dict(_RESUMABLE, system=tuple(spec.resume_may_change))
+    old, new = _flatten(to_dict(saved)), _flatten(to_dict(requested))
+    changed = []
+    for name, value in old.items():
+        section, _, key = name.partition(".")
+        ok = allowed.get(section, ())
+        if new[name] != value and ok is not None and key not in ok:
+            changed.append(f"{name} (the run's {value!r}, given {new[name]!r})")
+    if changed:
+        raise ValueError(
+            "--resume continues the run's model and data, so it cannot change "
+            + "; ".join(changed)
+            + "; drop those options, or start a new run in another folder"
+        )
+    train = requested.train
+    if train.steps != saved.train.steps and train.schedule_steps is None:
+        train = dataclasses.replace(train, schedule_steps=saved.train.steps)
+    return dataclasses.replace(requested, train=train)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model.scene.mlp_width": 64, ...}`` from a nested config dict."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume(out: Path, system_name: str, data_path: Path) -> None:
+    """Refuse to resume ``out`` with another system or other data than the run's."""
+    info = parse_yaml((out / "run.yaml").read_text(), str(out / "run.yaml")) or {}
+    if info.get("system") != system_name:
+        raise ValueError(
+            f"--resume: {out} is a run of the {info.get('system')!r} system, not {system_name!r}"
+        )
+    given = data_fingerprint(data_path)
+    if "sha256" in info:
+        same = info["sha256"] == given["sha256"]
+        detail = f"sha256 {info['sha256'][:12]}... != {given['sha256'][:12]}..."
+    else:  # a run folder from before fingerprints: the path is all there is
+        same = info.get("data") == given["data"]
+        detail = "another path"
+    if not same:
+        raise ValueError(
+            f"--resume: {data_path} is not the data this run was trained on ({info.get('data')}; "
+            f"{detail}); resume with that file, or start a new run in another folder"
+        )
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def check_render_config(config: RenderConfig) -> None:
+    """Raise a ValueError naming the field for output settings that cannot be written."""
+    for name in ("interpolated_frames", "chunk_points"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"render.{name} must be an integer >= 1, got {value!r}")
+
+
 def reconstruct(
     system_name: str,
     data_path: str | Path,
@@ -85,36 +255,98 @@ def reconstruct(
     config: RunConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     with_baseline: bool = True,
 ) -> tuple[SpaceTimeModel, AbstractImagingSystem, FitResult]:
-    """Reconstruct ``data_path`` with NSTM into the run folder ``out`` and write the outputs."""
+    """Reconstruct ``data_path`` with NSTM into the run folder ``out`` and write the outputs.
+
+    Everything is checked before anything is written: the folder (writable; a fresh run
+    refuses a folder holding a run or run outputs unless ``overwrite``; a resumed one refuses
+    other data or another system), the data, the model and training config. With
+    ``resume``, ``config`` must come from :func:`resume_config`. The outputs are written into a
+    hidden staging folder and moved into place at the end, so an interruption never leaves a
+    mix of old and new outputs.
+    """
     spec = get_system(system_name)
-    out = Path(out)
-    if not resume and (out / CHECKPOINT_NAME).exists():
+    out, data_path = Path(out), Path(data_path)
+    ckpt = out / CHECKPOINT_NAME
+    if resume:
+        read_checkpoint_header(ckpt)  # a checkpoint this version can continue, or a clear error
+        check_resume(out, system_name, data_path)
+    elif ckpt.exists() and not overwrite:
         raise FileExistsError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            f"{out} already holds a run: --resume continues it, --overwrite starts it again "
+            "(replacing the run's files), or choose another --out"
         )
-    if resume:  # refuse a checkpoint this version cannot continue before touching the folder
-        check_checkpoint(out / CHECKPOINT_NAME)
-    system = spec.load(Path(data_path), config.system)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.yaml").write_text(
-        yaml.safe_dump({"system": system_name, "data": str(Path(data_path).resolve())})
-    )
-    save_yaml(config, out / "config.yaml")
+    elif not overwrite:
+        refuse_overwrite(run_files(out), f"--out {out}")
+    check_writable(out)
+    system = spec.load(data_path, config.system)
     model = build_model(system, config.model, config.train.seed)
+    validate_train_config(config.train, system)
+    check_render_config(config.render)
+
+    if not resume:
+        for stale in (ckpt, out / "loss.csv", out / "timing.json", out / "metrics.json"):
+            stale.unlink(missing_ok=True)  # --overwrite: the previous run's own files
+        info = {"system": system_name, **data_fingerprint(data_path)}
+        _write_text_atomic(out / "run.yaml", yaml.safe_dump(info, sort_keys=False))
+    _write_text_atomic(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     result = fit(model, system, config.train, run_dir=out, resume=resume, progress=progress)
     start = time.perf_counter()
-    baseline = write_baseline(out, system) if with_baseline else None
-    write_outputs(out, system, result.model, config, baseline=baseline, history=result.history)
-    timing = {
-        "steps": result.step,
-        "train_s": result.seconds,
-        "outputs_s": time.perf_counter() - start,
-    }
-    (out / "timing.json").write_text(json.dumps(timing, indent=2))
+    if progress:
+        print(f"writing the outputs to {out}/ ...", file=sys.stderr, flush=True)
+    try:
+        _write_run_outputs(out, system, config, result, with_baseline, start)
+    except KeyboardInterrupt as err:
+        raise OutputsInterrupted(
+            "Ctrl-C while the outputs were written; the folder's previous outputs are as they "
+            "were. Training is complete and checkpointed: run the same command with --resume "
+            "to write the outputs"
+        ) from err
     return result.model, system, result
+
+
+def _write_run_outputs(
+    out: Path,
+    system: AbstractImagingSystem,
+    config: RunConfig,
+    result: FitResult,
+    with_baseline: bool,
+    start: float,
+) -> None:
+    with staged_outputs(out) as staging:
+        baseline = write_baseline(staging, system) if with_baseline else None
+        write_outputs(
+            staging, system, result.model, config, baseline=baseline, history=result.history
+        )
+        timing = {
+            "steps": result.step,
+            "steps_this_call": result.step - result.start_step,
+            "train_s": result.total_seconds,
+            "train_s_this_call": result.seconds,
+            "outputs_s": time.perf_counter() - start,
+        }
+        (staging / "timing.json").write_text(json.dumps(timing, indent=2))
+
+
+class OutputsInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a run's outputs were written, after training (which is checkpointed)."""
+
+
+@contextlib.contextmanager
+def staged_outputs(out: str | Path):
+    """A hidden folder in ``out`` whose files replace their namesakes in ``out`` on success;
+    removed whatever happens, so an interruption leaves the previous outputs as they were."""
+    out = Path(out)
+    staging = Path(tempfile.mkdtemp(prefix=".nstm-outputs-", dir=out))
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_run(run_dir: str | Path) -> tuple[SpaceTimeModel, AbstractImagingSystem, RunConfig]:
@@ -122,7 +354,7 @@ def load_run(run_dir: str | Path) -> tuple[SpaceTimeModel, AbstractImagingSystem
     run_dir = Path(run_dir)
     if not (run_dir / "run.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no run.yaml)")
-    info = yaml.safe_load((run_dir / "run.yaml").read_text())
+    info = parse_yaml((run_dir / "run.yaml").read_text(), str(run_dir / "run.yaml"))
     spec = get_system(info["system"])
     config = load_run_config(run_dir / "config.yaml", spec.config_cls)
     system = spec.load(Path(info["data"]), config.system)
@@ -282,8 +514,17 @@ def evaluate(
 
 
 __all__ = [
+    "RUN_FILES",
+    "OutputsInterrupted",
     "RunConfig",
     "build_model",
+    "check_resume",
+    "check_writable",
+    "data_fingerprint",
+    "refuse_overwrite",
+    "resume_config",
+    "run_files",
+    "staged_outputs",
     "evaluate",
     "load_run",
     "load_run_config",

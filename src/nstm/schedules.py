@@ -38,7 +38,8 @@ def coarse_to_fine(anneal_steps: int) -> Callable[[ArrayLike], Float[Array, ""]]
 
 def exponential_decay(init_value: float, steps: int, final_fraction: float) -> optax.Schedule:
     """Learning rate decaying continuously from ``init_value`` to ``final_fraction * init_value``
-    over ``steps`` steps: ``lr(s) = init_value * final_fraction ** (s / steps)``."""
+    over ``steps`` steps, ``lr(s) = init_value * final_fraction ** (s / steps)``, then constant
+    (training past the schedule keeps the final rate)."""
     if init_value < 0:
         raise ValueError(f"learning rate must be >= 0, got {init_value}")
     if not 0 < final_fraction <= 1:
@@ -46,5 +47,8 @@ def exponential_decay(init_value: float, steps: int, final_fraction: float) -> o
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     return optax.exponential_decay(
-        init_value, transition_steps=steps, decay_rate=final_fraction, end_value=None
+        init_value,
+        transition_steps=steps,
+        decay_rate=final_fraction,
+        end_value=init_value * final_fraction if final_fraction < 1 else None,
     )

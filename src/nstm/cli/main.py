@@ -1,86 +1,153 @@
 """The ``nstm`` command line.
 
-    nstm reconstruct dpc DATA --out RUN [--preset NAME] [--config FILE] [--steps N] [--resume]
-    nstm baseline dpc DATA --out RUN [--config FILE]
-    nstm simulate dpc --out DIR [--shape H W] [--motion elastic] ...
+    nstm reconstruct SYSTEM DATA --out RUN [--preset NAME] [--config FILE] [--steps N]
+                                           [--resume] [--overwrite] [--quiet]
+    nstm baseline SYSTEM DATA --out DIR [--config FILE] [--overwrite]
+    nstm simulate SYSTEM --out DIR [--sim.shape H W] [--sim.phantom NAME] ... [--overwrite]
     nstm render RUN [--frames N]
-    nstm demo [--out DIR] [--steps N]
+    nstm demo [--out DIR] [--steps N] [--size N] [--phantom NAME] [--overwrite]
 
 Every field of the run config is also a flag (``--train.scene-lr 3e-3``,
-``--model.scene.mlp-width 128``, ``--system.pad-px 32``; see ``--help``). Precedence, lowest
-first: the preset, the ``--config`` YAML file, the flags.
+``--model.scene.mlp-width 128``, ``--system.pad-px 32``; see ``nstm reconstruct dpc --help``).
+Precedence, lowest first: the preset, the ``--config`` YAML file, the flags.
+
+``--resume`` continues the run in ``--out`` with its saved config; it accepts flags that steer
+training from there on (``--steps`` to train more, the learning rates after a divergence, the
+outputs' settings) and refuses the others, saying which. Nothing a user wrote is replaced
+without ``--overwrite``.
+
+Exit status: 0 on success; 2 for a problem with the input, the options or the files (one line
+says what is wrong and what to do); 130 when interrupted (Ctrl-C); 1 for an internal error,
+which is a bug in nstm (the traceback is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 import tyro
+import yaml
 
 from .. import presets
-from ..config import save_yaml
-from ..runs import RunConfig, evaluate, load_run, load_run_config, reconstruct, write_baseline
+from ..config import to_dict
+from ..runs import (
+    OutputsInterrupted,
+    RunConfig,
+    check_writable,
+    evaluate,
+    load_run,
+    load_run_config,
+    reconstruct,
+    refuse_overwrite,
+    resume_config,
+    run_files,
+    staged_outputs,
+    write_baseline,
+    write_video,
+)
 from ..simulation.dpc import DPCSimulationConfig, simulate_dpc
 from ..systems.registry import available_systems, get_system
 from ..training.engine import NonFiniteLossError, TrainingInterrupted
 
 USAGE = __doc__
 
+# Exit codes: the input, options or files are wrong (the user can fix it); interrupted.
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL_ERROR = 1
+# What a user can fix: bad values and types in data or options, missing or unwritable files.
+USER_ERRORS = (ValueError, TypeError, OSError)
 
-def _run_parser(command: str) -> argparse.ArgumentParser:
+
+def _run_parser(command: str, system: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=f"nstm {command} SYSTEM",
+        prog=f"nstm {command} {system}",
+        usage=f"nstm {command} {system} DATA --out DIR [options] [run-config flags]",
         add_help=False,  # --help is handled in _parse_run: it also lists the config flags
-        description="Options below plus every run-config field as a flag (shown after).",
+        description="Options below, plus every run-config field as a flag (listed after them).",
     )
     p.add_argument("data", type=Path, help="measurements: .npz (keys img, s, ...) or TIFF stack")
-    p.add_argument("--out", type=Path, required=True, help="run folder to write")
-    p.add_argument("--preset", default="default", help=f"one of {sorted(presets.PRESETS)}")
+    p.add_argument("--out", type=Path, required=True, help="the run folder")
+    p.add_argument("--preset", help=f"one of {sorted(presets.PRESETS)} (default: default)")
     p.add_argument("--config", type=Path, help="YAML run config (overrides the preset)")
     p.add_argument("--steps", type=int, help="optimizer steps (same as --train.steps)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (it may change --steps, the learning rates and outputs)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs (and run) already in --out instead of refusing",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+def _tyro_help(config_cls, default, prog: str) -> str:
+    """tyro's help for the run-config flags, without its usage line and ``--help`` entry."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+        tyro.cli(config_cls, args=["--help"], prog=prog, default=default)
+    lines = buffer.getvalue().splitlines()
+    kept, skip = [], False
+    for line in lines:
+        if line.startswith("usage:"):
+            skip = True  # the usage paragraph, up to the first blank line
+        if skip:
+            skip = bool(line.strip())
+            continue
+        if "-h, --help" in line or "show this help message and exit" in line:
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
 def _resolve_config(system: str, args, rest: list[str], prog: str) -> RunConfig:
     spec = get_system(system)
+    if args.config is not None and not args.config.is_file():
+        raise FileNotFoundError(f"--config: file not found: {args.config}")
     if args.resume:
-        saved = args.out / "config.yaml"
-        if not saved.is_file():
-            raise SystemExit(f"error: --resume: no run to resume in {args.out} (no config.yaml)")
-        if rest or args.config or args.steps:
-            raise SystemExit("error: --resume continues the saved config; drop other options")
-        return load_run_config(saved, spec.config_cls)
-    config = presets.preset(args.preset, system)
+        saved_path = args.out / "config.yaml"
+        if not saved_path.is_file():
+            raise FileNotFoundError(f"--resume: no run to resume in {args.out} (no config.yaml)")
+        if args.preset is not None:
+            raise ValueError(
+                "--resume continues the run's saved config, which --preset would replace; drop "
+                "--preset, or start a new run in another folder"
+            )
+        saved = load_run_config(saved_path, spec.config_cls)
+        base = saved
+    else:
+        base = presets.preset(args.preset or "default", system)
     if args.config is not None:
-        config = load_run_config(args.config, spec.config_cls, base=config)
+        base = load_run_config(args.config, spec.config_cls, base=base)
     if args.steps is not None:
-        config = dataclasses.replace(
-            config, train=dataclasses.replace(config.train, steps=args.steps)
-        )
-    return tyro.cli(RunConfig[spec.config_cls], default=config, args=rest, prog=prog)
+        base = dataclasses.replace(base, train=dataclasses.replace(base.train, steps=args.steps))
+    config = tyro.cli(RunConfig[spec.config_cls], default=base, args=rest, prog=prog)
+    return resume_config(saved, config, spec) if args.resume else config
 
 
 def _parse_run(command: str, argv: list[str]):
     """(system name, the fixed options, the resolved RunConfig) of a reconstruct/baseline call."""
     system, argv = _system_arg(command, argv)
-    parser = _run_parser(command)
-    prog = f"nstm {command} {system} DATA --out RUN"
+    parser = _run_parser(command, system)
+    prog = f"nstm {command} {system} DATA --out DIR"
     if "-h" in argv or "--help" in argv:  # help needs no DATA or --out
         parser.print_help()
-        print("\nRun-config options (preset < --config < these flags):")
-        tyro.cli(
-            RunConfig[get_system(system).config_cls],
-            args=["--help"],
-            prog=prog,
-            default=presets.preset("default", system),
-        )
+        print("\nRun-config flags (preset < --config < these flags):")
+        default = presets.preset("default", system)
+        print(_tyro_help(RunConfig[get_system(system).config_cls], default, prog))
+        raise SystemExit(0)
     args, rest = parser.parse_known_args(argv)
     return system, args, _resolve_config(system, args, rest, prog)
 
@@ -90,57 +157,104 @@ def cmd_reconstruct(argv: list[str]) -> int:
     start = time.perf_counter()
     try:
         _, _, result = reconstruct(
-            system, args.data, args.out, config, resume=args.resume, progress=not args.quiet
+            system,
+            args.data,
+            args.out,
+            config,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
         )
     except TrainingInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except NonFiniteLossError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(
-        f"trained {result.step} steps in {result.seconds:.1f} s; total "
-        f"{time.perf_counter() - start:.1f} s. Results in {args.out}/"
+        print(f"error: {_divergence_advice(err, system, args, config)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    done = result.step - result.start_step
+    trained = (
+        f"trained steps {result.start_step}-{result.step} in {result.seconds:.1f} s "
+        f"({result.step} steps in {result.total_seconds:.1f} s over the run's calls)"
+        if args.resume
+        else f"trained {done} steps in {result.seconds:.1f} s"
     )
+    print(f"{trained}; total {time.perf_counter() - start:.1f} s. Results in {args.out}/")
     return 0
+
+
+def _divergence_advice(err: NonFiniteLossError, system: str, args, config: RunConfig) -> str:
+    """The divergence message with the command that continues from the kept state."""
+    if err.checkpoint_step is None or err.checkpoint_step >= err.step:
+        return str(err)
+    train = config.train
+    command = (
+        f"nstm reconstruct {system} {args.data} --out {args.out} --resume "
+        f"--train.scene-lr {train.scene_lr / 10:.3g} --train.motion-lr {train.motion_lr / 10:.3g}"
+    )
+    return (
+        f"the loss became non-finite at step {err.step} (training diverged); the state with the "
+        f"lowest loss, step {err.checkpoint_step}, is kept in {args.out}. Continue from it with "
+        f"lower learning rates: {command}"
+    )
 
 
 def cmd_baseline(argv: list[str]) -> int:
     system, args, config = _parse_run("baseline", argv)
+    out = check_writable(args.out)
+    if not args.overwrite:
+        refuse_overwrite(
+            [p for p in run_files(out) if p.name.startswith("baseline")], f"--out {out}"
+        )
     sys_obj = get_system(system).load(args.data, config.system)
-    write_baseline(args.out, sys_obj)
-    print(f"conventional reconstruction written to {args.out}/baseline.npz")
+    with staged_outputs(out) as staging:
+        write_baseline(staging, sys_obj)
+    print(f"conventional reconstruction written to {out}/baseline.npz")
     return 0
 
 
 @dataclasses.dataclass(frozen=True)
 class SimulateArgs:
-    """Simulate a moving sample and write the data layout ``nstm reconstruct`` reads."""
+    """Simulate a moving sample and write the data layout that nstm reconstruct reads."""
 
     out: Path
-    """Folder to write: data.npz (the input layout) and truth.npz (ground truth)."""
+    """Folder to write: data.npz (the input layout), truth.npz (ground truth) and
+    simulation.yaml (these settings)."""
     sim: DPCSimulationConfig = DPCSimulationConfig()
+    overwrite: bool = False
+    """Replace data.npz, truth.npz and simulation.yaml if the folder holds them."""
+
+
+_SIMULATION_FILES = ("data.npz", "truth.npz", "simulation.yaml")
 
 
 def cmd_simulate(argv: list[str]) -> int:
     system, argv = _system_arg("simulate", argv)
     if system != "dpc":
-        raise SystemExit(f"error: nstm simulate supports 'dpc' so far, got {system!r}")
+        raise ValueError(f"nstm simulate supports 'dpc' so far, got {system!r}")
     args = tyro.cli(SimulateArgs, args=argv, prog="nstm simulate dpc")
-    data_path, truth_path = simulate_to(args.out, args.sim)
+    data_path, truth_path = simulate_to(args.out, args.sim, overwrite=args.overwrite)
     print(f"wrote {data_path} and {truth_path}")
     return 0
 
 
-def simulate_to(out: Path, sim: DPCSimulationConfig) -> tuple[Path, Path]:
-    """Simulate and write ``data.npz``, ``truth.npz`` and ``simulation.yaml`` into ``out``."""
+def simulate_to(
+    out: Path, sim: DPCSimulationConfig, *, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Simulate and write ``data.npz``, ``truth.npz`` and ``simulation.yaml`` into ``out``.
+
+    Refuses a folder that holds any of them unless ``overwrite``; checks that it is writable
+    before simulating, and moves the files into place only when all are written.
+    """
     from ..io.dpc_data import save_dpc
 
+    out = check_writable(out)
+    if not overwrite:
+        refuse_overwrite([out / n for n in _SIMULATION_FILES if (out / n).exists()], str(out))
     data, truth = simulate_dpc(sim)
-    out.mkdir(parents=True, exist_ok=True)
-    save_dpc(out / "data.npz", data)
-    np.savez(out / "truth.npz", **truth)
-    save_yaml(sim, out / "simulation.yaml")
+    with staged_outputs(out) as staging:
+        save_dpc(staging / "data.npz", data)
+        np.savez(staging / "truth.npz", **truth)
+        (staging / "simulation.yaml").write_text(yaml.safe_dump(to_dict(sim), sort_keys=False))
     return out / "data.npz", out / "truth.npz"
 
 
@@ -155,12 +269,14 @@ class RenderArgs:
 
 
 def cmd_render(argv: list[str]) -> int:
-    from ..runs import write_video
-
     args = tyro.cli(RenderArgs, args=argv, prog="nstm render")
+    if args.frames < 1:
+        raise ValueError(f"--frames: expected at least 1 time to render, got {args.frames}")
     model, system, config = load_run(args.run)
-    path = write_video(args.run, system, model, config, num_times=args.frames)
-    print(f"rendered {args.frames} times: {args.run}/interpolated.npz and {path}")
+    check_writable(args.run, "RUN")
+    with staged_outputs(args.run) as staging:
+        path = write_video(staging, system, model, config, num_times=args.frames)
+    print(f"rendered {args.frames} times: {args.run}/interpolated.npz and {args.run / path.name}")
     return 0
 
 
@@ -170,40 +286,52 @@ class DemoArgs:
     report the PSNR of each against ground truth."""
 
     out: Path = Path("nstm-demo")
-    """Folder for the data, the run and the figures."""
+    """Folder for the data (data/), the run (run/) and the figures."""
     steps: int | None = None
     """Optimizer steps (default: the default preset's)."""
     size: int = 256
-    """Field of view, pixels per side."""
-    phantom: str = "cells"
-    """Simulated sample (see ``nstm simulate dpc --help``); ``cells`` is a weak phase object
-    (up to 2 rad), for which the linear DPC model that both reconstructions use holds."""
+    """Field of view, pixels per side (at least 32)."""
+    phantom: str = DPCSimulationConfig.phantom
+    """Simulated sample (see nstm simulate dpc --help); cells is a weak phase object (up to
+    2 rad), for which the linear DPC model that both reconstructions use holds."""
+    overwrite: bool = False
+    """Replace a previous demo's data and run in --out instead of refusing."""
     quiet: bool = False
     """No progress bar."""
 
 
+# The demo scores without this many pixels at each edge (at most an eighth of the size).
+_DEMO_BORDER_PX = 16
+_DEMO_MIN_SIZE = 32
+
+
 def cmd_demo(argv: list[str]) -> int:
     args = tyro.cli(DemoArgs, args=argv, prog="nstm demo")
+    if args.size < _DEMO_MIN_SIZE:
+        raise ValueError(f"--size: expected at least {_DEMO_MIN_SIZE} pixels, got {args.size}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps: expected at least 1, got {args.steps}")
     start = time.perf_counter()
     sim = DPCSimulationConfig(shape=(args.size, args.size), phantom=args.phantom)
-    print(
-        f"simulating a {sim.frames} x {args.size} x {args.size} DPC sample "
-        f"({sim.phantom}, {sim.motion} motion up to {sim.max_displacement_px} px, Abbe, shot noise)"
-    )
-    data_path, _ = simulate_to(args.out / "data", sim)
-    truth = dict(np.load(args.out / "data" / "truth.npz"))
+    run = args.out / "run"
     config = presets.preset("default", "dpc")
     if args.steps is not None:
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, steps=args.steps)
         )
-    run = args.out / "run"
-    if (run / "checkpoint.eqx").exists():
-        import shutil
-
-        shutil.rmtree(run)
-    reconstruct("dpc", data_path, run, config, progress=not args.quiet)
-    metrics = evaluate(run, truth, ("absorption", "phase"))  # also written to metrics.json
+    check_writable(args.out)
+    if not args.overwrite:  # before simulating: a refusal must not cost the user minutes
+        data_files = [args.out / "data" / n for n in _SIMULATION_FILES]
+        refuse_overwrite([p for p in data_files if p.exists()] + run_files(run), str(args.out))
+    print(
+        f"simulating a {sim.frames} x {args.size} x {args.size} DPC sample "
+        f"({sim.phantom}, {sim.motion} motion up to {sim.max_displacement_px} px, Abbe, shot noise)"
+    )
+    data_path, _ = simulate_to(args.out / "data", sim, overwrite=args.overwrite)
+    truth = dict(np.load(args.out / "data" / "truth.npz"))
+    reconstruct("dpc", data_path, run, config, overwrite=args.overwrite, progress=not args.quiet)
+    border = min(_DEMO_BORDER_PX, args.size // 8)
+    metrics = evaluate(run, truth, ("absorption", "phase"), border=border)  # metrics.json too
     for name in ("phase", "absorption"):
         n, b = metrics[f"nstm_{name}_psnr"], metrics[f"baseline_{name}_psnr"]
         print(
@@ -242,19 +370,37 @@ def _system_arg(command: str, argv: list[str]) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``nstm`` console script."""
+    """Entry point of the ``nstm`` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}; one of {sorted(COMMANDS)}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except OutputsInterrupted as err:
+        print(f"\ninterrupted: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("\ninterrupted (nothing was left half-written)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as err:  # a bug: show where, then say so in one line
+        traceback.print_exc()
+        print(
+            f"internal error: {type(err).__name__}: {_one_line(err)} -- a bug in nstm; please "
+            "report it with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

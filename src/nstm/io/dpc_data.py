@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,8 +269,7 @@ def load_dpc(
             f"supported: .npz (keys img, s, [times, wavelength, pixel_size, na]) or "
             f".tif/.tiff (image stack (frames, H, W))"
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"path: DPC data file not found: {path}")
+    _check_file(path, "path", "DPC data file")
 
     if suffix == ".npz":
         stored = _read_npz(path)
@@ -316,7 +316,11 @@ def load_dpc(
             )
         params[name] = value
 
-    return DPCData(images=images, sources=src, times=times, **params)
+    try:
+        return DPCData(images=images, sources=src, times=times, **params)
+    except (ValueError, TypeError) as err:  # name the file: the field alone may not say which
+        keys = " (npz keys: img = images, s = sources)" if suffix == ".npz" else ""
+        raise type(err)(f"{path.name}{keys}: {err}") from None
 
 
 def save_dpc(path: str | os.PathLike[str], data: DPCData, **extra_arrays: Any) -> None:
@@ -373,38 +377,72 @@ def save_dpc(path: str | os.PathLike[str], data: DPCData, **extra_arrays: Any) -
 # --- readers -------------------------------------------------------------------------------------
 
 
+def _check_file(path: Path, field: str, what: str) -> None:
+    """Raise a clear error unless ``path`` is an existing regular file."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{field}: {path} is a folder, expected a {what}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{field}: {what} not found: {path}")
+
+
+def _load_npz(path: Path, field: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` archive, with one clear error for anything that is not one."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head:
+        problem = "the file is empty"
+    elif head.startswith(b"\x93NUMPY"):
+        problem = "it is a single .npy array (renamed?), not an .npz archive of named arrays"
+    elif not head.startswith(b"PK"):
+        problem = "it is not a zip archive of .npy arrays (the .npz format)"
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {key: archive[key] for key in archive.files}
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+            problem = f"the archive is truncated or corrupt ({err})"
+    raise ValueError(f"{field}: {path} is not a readable .npz file: {problem}")
+
+
 def _read_npz(path: Path) -> dict[str, Any]:
     """Read the DPC keys of an ``.npz`` archive; scalars become floats."""
-    with np.load(path, allow_pickle=False) as archive:
-        keys = list(archive.keys())
-        if "img" not in keys:
-            raise ValueError(
-                f"img: {path.name} has no key 'img' (the (frames, H, W) DPC images); "
-                f"found keys {keys}"
-            )
-        unknown = [k for k in keys if k not in _NPZ_KEYS]
-        if unknown:
-            warnings.warn(
-                f"{path.name}: ignoring keys {unknown} (DPC keys are {list(_NPZ_KEYS)})",
-                UserWarning,
-                stacklevel=3,
-            )
-        stored: dict[str, Any] = {k: archive[k] for k in keys if k in ("img", "s", "times")}
-        for name, (key, _) in _PARAMS.items():
-            if key in keys:
-                value = archive[key]
-                if value.size != 1:
-                    raise ValueError(
-                        f"{name}: expected a scalar in {path.name} key {key!r}, "
-                        f"got shape {value.shape}"
-                    )
-                stored[key] = value.reshape(()).item()
+    archive = _load_npz(path, "path")
+    keys = list(archive)
+    if "img" not in keys:
+        raise ValueError(
+            f"img: {path.name} has no key 'img' (the (frames, H, W) DPC images); found keys {keys}"
+        )
+    unknown = [k for k in keys if k not in _NPZ_KEYS]
+    if unknown:
+        warnings.warn(
+            f"{path.name}: ignoring keys {unknown} (DPC keys are {list(_NPZ_KEYS)})",
+            UserWarning,
+            stacklevel=3,
+        )
+    stored: dict[str, Any] = {k: archive[k] for k in keys if k in ("img", "s", "times")}
+    for name, (key, _) in _PARAMS.items():
+        if key in keys:
+            value = archive[key]
+            if value.size != 1:
+                raise ValueError(
+                    f"{name}: expected a scalar in {path.name} key {key!r}, got shape {value.shape}"
+                )
+            if value.dtype.kind not in "iuf":
+                raise TypeError(
+                    f"{name}: expected a number in {path.name} key {key!r}, got "
+                    f"{'text' if value.dtype.kind in 'SU' else value.dtype.name} "
+                    f"{value.reshape(()).item()!r}; store it as a float (lengths in µm)"
+                )
+            stored[key] = value.reshape(()).item()
     return stored
 
 
 def _read_tiff_stack(path: Path, field: str) -> np.ndarray:
     """Read a TIFF stack, dropping singleton axes that ImageJ hyperstacks add (e.g. C=1)."""
-    arr = tifffile.imread(path)
+    try:
+        arr = tifffile.imread(path)
+    except (tifffile.TiffFileError, ValueError, OSError) as err:
+        raise ValueError(f"{field}: {path} is not a readable TIFF file ({err})") from None
     if arr.ndim > 3:
         arr = arr.squeeze()
     if arr.ndim != 3:
@@ -424,18 +462,20 @@ def _read_sources(source_path: str | os.PathLike[str]) -> np.ndarray:
             f"sources: unsupported file format {suffix or '(no extension)'!r} for {path}; "
             f"supported: {', '.join(_SOURCE_SUFFIXES)}"
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"sources: file not found: {path}")
+    _check_file(path, "sources", "source-map file")
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (EOFError, OSError, ValueError) as err:
+            raise ValueError(f"sources: {path} is not a readable .npy file ({err})") from None
     if suffix in _TIFF_SUFFIXES:
         return _read_tiff_stack(path, "sources")
-    with np.load(path, allow_pickle=False) as archive:
-        keys = list(archive.keys())
-        if "s" in keys:
-            return archive["s"]
-        if len(keys) == 1:
-            return archive[keys[0]]
+    archive = _load_npz(path, "sources")
+    keys = list(archive)
+    if "s" in keys:
+        return archive["s"]
+    if len(keys) == 1:
+        return archive[keys[0]]
     raise ValueError(
         f"sources: {path.name} has no key 's' and more than one array ({keys}); "
         "store the (frames, H, W) source maps under 's'"
@@ -472,8 +512,9 @@ def _real_float32(name: str, value: Any) -> np.ndarray:
 
 
 def _real_scalar(name: str, value: Any) -> float:
-    """Convert a real, finite scalar to ``float``."""
-    if isinstance(value, bool) or not np.isscalar(value) and np.ndim(value) != 0:
+    """Convert a real, finite scalar to ``float``; text such as ``"0.5"`` is refused."""
+    text_or_bool = (str, bytes, bool, np.str_, np.bytes_, np.bool_)
+    if isinstance(value, text_or_bool) or not np.isscalar(value) and np.ndim(value) != 0:
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
     try:
         out = float(value)

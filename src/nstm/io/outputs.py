@@ -412,8 +412,9 @@ def _robust_clim(arrays: Sequence[np.ndarray]) -> tuple[float, float]:
     if values.size == 0:
         return 0.0, 1.0
     lo, hi = (float(v) for v in np.percentile(values, _ROBUST_PERCENTILES))
-    if hi <= lo:  # constant image: centre a unit window on it
-        lo, hi = lo - 0.5, lo + 0.5
+    if hi <= lo:  # constant image: centre a window on it, wide enough to exist in float32
+        half = 0.5 * max(1.0, abs(lo))
+        lo, hi = lo - half, lo + half
     return lo, hi
 
 

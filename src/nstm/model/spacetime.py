@@ -329,6 +329,43 @@ def _cells(extent: float, cell_px: float) -> int:
     return max(1, math.ceil(extent / cell_px - 1e-6))
 
 
+def check_model_config(config: ModelConfig) -> None:
+    """Raise a ValueError naming the field (``model.scene.mlp_width``...) for a config that
+    cannot build a model, so that a run refuses it before writing or computing anything."""
+
+    def integer(where: str, value, minimum: int) -> None:
+        if isinstance(value, bool) or int(value) != value or value < minimum:
+            raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
+
+    def positive(where: str, value) -> None:
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{where} must be a positive number of pixels, got {value!r}")
+
+    for name in ("scene", "motion"):
+        field = getattr(config, name)
+        where = f"model.{name}"
+        integer(f"{where}.num_levels", field.num_levels, 1)
+        integer(f"{where}.features_per_level", field.features_per_level, 1)
+        integer(f"{where}.log2_table_size", field.log2_table_size, 1)
+        integer(f"{where}.mlp_width", field.mlp_width, 1)
+        integer(f"{where}.mlp_depth", field.mlp_depth, 0)
+        positive(f"{where}.coarsest_cell_px", field.coarsest_cell_px)
+        if field.finest_cell_px is not None:
+            positive(f"{where}.finest_cell_px", field.finest_cell_px)
+        if not np.isfinite(field.bbox_margin_px):  # may be negative (the paper's -0.5 px)
+            raise ValueError(f"{where}.bbox_margin_px must be finite, got {field.bbox_margin_px!r}")
+        if not (np.isfinite(field.bbox_margin_fraction) and field.bbox_margin_fraction >= 0):
+            raise ValueError(
+                f"{where}.bbox_margin_fraction must be >= 0, got {field.bbox_margin_fraction!r}"
+            )
+        if field.time_cells is not None:
+            for value in field.time_cells:
+                integer(f"{where}.time_cells", value, 1)
+    if config.displacement_scale_px is not None:
+        positive("model.displacement_scale_px", config.displacement_scale_px)
+    integer("model.motion_stride_px", config.motion_stride_px, 1)
+
+
 def make_model(
     config: ModelConfig,
     *,
@@ -355,17 +392,13 @@ def make_model(
         Number of distinct render times; sets the motion's default temporal resolution.
     key : PRNGKeyArray
     """
+    check_model_config(config)
     grid_shape = tuple(int(n) for n in grid_shape)
     ndim = len(grid_shape)
     if ndim not in (2, 3) or min(grid_shape) < 1:
         raise ValueError(f"grid_shape: expected (H, W) or (Z, H, W) > 0, got {grid_shape}")
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
-    if int(config.motion_stride_px) != config.motion_stride_px or config.motion_stride_px < 1:
-        raise ValueError(
-            f"model.motion_stride_px must be an integer >= 1 (pixels), got "
-            f"{config.motion_stride_px!r}"
-        )
     k_se, k_sm, k_me, k_mm = host_random.split(key, 4)
 
     scene = config.scene

@@ -35,10 +35,11 @@ class DPCSimulationConfig:
     """Field of view (H, W) in pixels."""
     frames: int = 4
     """Number of frames, one per source pattern, at evenly spaced times in [-1, 1]."""
-    phantom: str = "c-elegans"
-    """Sample: see ``nstm.simulation.phantoms.PHANTOMS``."""
+    phantom: str = "cells"
+    """Sample: see nstm.simulation.phantoms.PHANTOMS. 'cells' (up to 2 rad) is a weak object,
+    for which the linear DPC model holds; 'c-elegans' (up to 3.7 rad) strains it."""
     motion: str = "elastic"
-    """Motion model: see ``nstm.simulation.motion.MOTIONS``."""
+    """Motion model: see 'nstm.simulation.motion.MOTIONS'."""
     max_displacement_px: float = 6.0
     """Largest displacement over the field of view and all frames, in pixels."""
     phase_scale: float = 1.0
@@ -49,16 +50,16 @@ class DPCSimulationConfig:
     """Objective NA; the half-disc sources fill the same NA."""
     source_angles_deg: tuple[float, ...] = (0.0, 180.0, 90.0, 270.0)
     """Orientation of the half-disc source of each frame (cycled if frames exceed it); see
-    ``nstm.systems.optics.half_disc_source``."""
+    'nstm.systems.optics.half_disc_source'."""
     source_convention: SourceConvention = "led"
-    """Convention of the written source maps ``s`` (the images are formed accordingly): ``led``,
+    """Convention of the written source maps 's' (the images are formed accordingly): 'led',
     the original NSTM layout's (an LED at +u lights the sample with exp(-i 2 pi u.r)), or
-    ``wavevector`` (the plane wave exp(+i 2 pi u.r)), for data to be read with
-    ``--system.source-convention wavevector``."""
+    'wavevector' (the plane wave exp(+i 2 pi u.r)), for data to be read with
+    '--system.source-convention wavevector'."""
     image_model: Literal["abbe", "linear"] = "abbe"
     """Abbe (partially coherent, exact) or the linear weak-object model."""
     periodic: bool = False
-    """If False, simulate on a canvas with ``canvas_margin_px`` more on each side and crop."""
+    """If False, simulate on a canvas with 'canvas_margin_px' more on each side and crop."""
     canvas_margin_px: int = 32
     photons_per_pixel: float | None = 1e5
     """Mean photon count of the background for shot noise; None for noiseless data."""

@@ -39,21 +39,21 @@ class DPCConfig:
     """DPC system parameters. Physical values given here override those stored in the data."""
 
     wavelength_um: float | None = None
-    """Illumination wavelength in micrometres (npz key ``wavelength``)."""
+    """Illumination wavelength in micrometres (npz key 'wavelength')."""
     pixel_size_um: float | None = None
-    """Sample-plane pixel size in micrometres (npz key ``pixel_size``)."""
+    """Sample-plane pixel size in micrometres (npz key 'pixel_size')."""
     na: float | None = None
-    """Objective numerical aperture (npz key ``na``)."""
+    """Objective numerical aperture (npz key 'na')."""
     sources: str | None = None
     """Path to source maps (frames, H, W) in unshifted FFT layout (.npy/.npz/.tif); overrides
-    the data's ``s`` (required for TIFF stacks)."""
+    the data's 's' (required for TIFF stacks)."""
     source_convention: SourceConvention = "led"
-    """How a point of the source maps at frequency +u lights the sample. ``led`` (the original
+    """How a point of the source maps at frequency +u lights the sample. 'led' (the original
     NSTM's and LED-array DPC data's convention): it is an LED on the +u side, whose plane wave
-    exp(-i 2 pi u.r) travels towards -u. ``wavevector``: it is the plane wave exp(+i 2 pi u.r)
+    exp(-i 2 pi u.r) travels towards -u. 'wavevector': it is the plane wave exp(+i 2 pi u.r)
     (nstm before 0.2). The wrong one inverts the sign of the reconstructed phase."""
     times: tuple[float, ...] | None = None
-    """Normalized time of each frame in [-1, 1]; overrides the data's ``times``."""
+    """Normalized time of each frame in [-1, 1]; overrides the data's 'times'."""
     normalize: bool = False
     """Normalize raw intensities on load: I / mean(I) - 1 per frame."""
     pad_px: int = 16
@@ -230,4 +230,5 @@ SPEC = SystemSpec(
     load=load_system,
     description="differential phase contrast: absorption and phase (rad) from asymmetric "
     "illumination",
+    resume_may_change=("tikhonov_reg_absorption", "tikhonov_reg_phase"),
 )

@@ -28,6 +28,9 @@ class SystemSpec:
     load: Callable[[Path, Any], AbstractImagingSystem]
     """``load(data_path, system_config) -> system``."""
     description: str = ""
+    resume_may_change: tuple[str, ...] = ()
+    """Fields of ``config_cls`` that a resumed run may change: those that only affect the
+    outputs (e.g. the conventional reconstruction's regularization), not the model or data."""
 
 
 def _resolve(target: str) -> SystemSpec:

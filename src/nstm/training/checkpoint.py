@@ -30,12 +30,22 @@ FORMAT_VERSION = 3
 CHECKPOINT_NAME = "checkpoint.eqx"
 
 
-def save_checkpoint(path: str | Path, tree: Any, *, step: int, history: list[dict]) -> None:
-    """Atomically write ``tree`` (e.g. ``(model, opt_state)``) with its step and loss history."""
+def save_checkpoint(
+    path: str | Path,
+    tree: Any,
+    *,
+    step: int,
+    history: list[dict],
+    train_seconds: float | None = None,
+) -> None:
+    """Atomically write ``tree`` (e.g. ``(model, opt_state)``) with its step, loss history and
+    the training time spent on it so far (over every call, resumed ones included)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     header = {"format": FORMAT_VERSION, "step": int(step), "history": history}
+    if train_seconds is not None:
+        header["train_seconds"] = float(train_seconds)
     with open(tmp, "wb") as f:
         f.write(json.dumps(header).encode() + b"\n")
         eqx.tree_serialise_leaves(f, tree)
@@ -63,16 +73,17 @@ def _read_header(f, path: Path) -> dict[str, Any]:
     return header
 
 
-def check_checkpoint(path: str | Path) -> None:
-    """Raise the error `load_checkpoint` would for a missing or other-format checkpoint.
+def read_checkpoint_header(path: str | Path) -> dict[str, Any]:
+    """The header of a checkpoint (``format``, ``step``, ``history``, ``train_seconds``).
 
-    Cheap (reads the header only), so a resume can refuse before it writes or compiles anything.
+    Raises the error `load_checkpoint` would for a missing or other-format checkpoint; cheap,
+    so a resume can refuse before it writes or compiles anything.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     with open(path, "rb") as f:
-        _read_header(f, path)
+        return _read_header(f, path)
 
 
 def load_checkpoint(path: str | Path, like: Any) -> tuple[Any, int, list[dict]]:

@@ -37,11 +37,26 @@ from ..config import TrainConfig
 from ..model.spacetime import SpaceTimeModel, param_labels
 from ..schedules import coarse_to_fine, exponential_decay
 from ..systems.base import AbstractImagingSystem
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    read_checkpoint_header,
+    save_checkpoint,
+)
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the last good state was checkpointed."""
+    """The loss became NaN or infinite.
+
+    ``step`` is the step whose loss was not finite and ``checkpoint_step`` the step of the state
+    that was checkpointed instead: the one with the lowest loss before it (None if there was
+    none, i.e. on a run's first step).
+    """
+
+    def __init__(self, message: str, *, step: int, checkpoint_step: int | None):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint_step = checkpoint_step
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -59,6 +74,16 @@ class FitResult:
     """Steps completed."""
     seconds: float
     """Wall time of this call's training loop (compile included)."""
+    start_step: int = 0
+    """Step this call started from (non-zero when resumed)."""
+    total_seconds: float | None = None
+    """Training wall time over every call of the run (resumed ones included)."""
+
+
+def schedule_steps(config: TrainConfig) -> int:
+    """Steps over which the annealing and the learning-rate decay run (``config.steps`` unless
+    ``config.schedule_steps`` is set)."""
+    return config.schedule_steps or config.steps
 
 
 def make_optimizer(model: SpaceTimeModel, config: TrainConfig) -> optax.GradientTransformation:
@@ -72,7 +97,7 @@ def make_optimizer(model: SpaceTimeModel, config: TrainConfig) -> optax.Gradient
     def adam(lr: float) -> optax.GradientTransformation:
         if lr == 0:
             return optax.set_to_zero()
-        schedule = exponential_decay(lr, config.steps, config.final_lr_fraction)
+        schedule = exponential_decay(lr, schedule_steps(config), config.final_lr_fraction)
         return optax.flatten(
             optax.adam(schedule, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
         )
@@ -236,7 +261,7 @@ def make_fit_step(model: SpaceTimeModel, system: AbstractImagingSystem, config: 
             optimizer,
             num_measurements=system.num_measurements,
             frames_per_step=frames_per_step,
-            anneal_steps=round(config.anneal_fraction * config.steps),
+            anneal_steps=round(config.anneal_fraction * schedule_steps(config)),
             chunk_points=config.chunk_points,
             devices=devices,
         ),
@@ -347,32 +372,41 @@ def fit(
         Show a progress bar with loss, steps/s and ETA.
     stop_at : int, optional
         Stop (with a checkpoint) after this many steps instead of ``config.steps``; the
-        schedules still follow ``config.steps``. Used to test resuming.
+        schedules still follow the config. Used to test resuming and to score a run on the way.
 
     Raises
     ------
     NonFiniteLossError
-        The loss became NaN/inf. The state before the failing step is checkpointed.
+        The loss became NaN/inf. The state with the lowest loss of this call is checkpointed,
+        to continue from with lower learning rates.
     TrainingInterrupted
         Ctrl-C. The state after the last completed step is checkpointed.
     """
-    _validate(config, system)
+    validate_train_config(config, system)
     train_step, opt_state, key = make_fit_step(model, system, config)
-    step, history = 0, []
+    step, history, seconds_before = 0, [], 0.0
     ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
     if resume:
         if ckpt is None:
             raise ValueError("resume=True needs run_dir")
         (model, opt_state), step, history = load_checkpoint(ckpt, (model, opt_state))
+        seconds_before = float(read_checkpoint_header(ckpt).get("train_seconds", 0.0))
+    if step > config.steps:
+        raise ValueError(
+            f"train.steps: the run has already trained {step} steps; ask for at least that many, "
+            f"got {config.steps}"
+        )
     model, opt_state, system = train_step.place((model, opt_state, system))  # once, not per step
     last = config.steps if stop_at is None else min(stop_at, config.steps)
-
-    def checkpoint(state, at_step):
-        if ckpt is not None:
-            save_checkpoint(ckpt, state, step=at_step, history=history)
-            _write_loss_log(ckpt.parent / "loss.csv", history)
-
+    start_step = step
     start = time.perf_counter()
+
+    def checkpoint(state, at_step, log):
+        if ckpt is not None:
+            seconds = seconds_before + time.perf_counter() - start
+            save_checkpoint(ckpt, state, step=at_step, history=log, train_seconds=seconds)
+            _write_loss_log(ckpt.parent / "loss.csv", log)
+
     bar = tqdm(
         total=config.steps,
         initial=step,
@@ -384,19 +418,20 @@ def fit(
     # The first call compiles the step (or loads it from the compilation cache): seconds on a
     # CPU before the first step, which the bar says instead of looking stuck.
     bar.set_description_str("compiling", refresh=True)
+    best = None  # (loss, step, model, opt_state): the lowest loss of this call so far
     try:
         while step < last:
             new_model, new_opt_state, stats = train_step(
                 model, opt_state, system, jnp.asarray(step, jnp.int32), key
             )
-            loss = float(stats["loss"])
+            loss = float(stats["loss"])  # the loss of `model`, before this update
             if not math.isfinite(loss):
-                checkpoint((model, opt_state), step)
-                raise NonFiniteLossError(
-                    f"non-finite loss ({loss}) at step {step}; the state before this step is "
-                    f"checkpointed{f' in {ckpt}' if ckpt else ''}. Lower the learning rates "
-                    "(--train.scene-lr / --train.motion-lr) or check the data for outliers."
-                )
+                raise _non_finite(loss, step, best, history, checkpoint, ckpt)
+            # Periodic checkpoints hold states whose loss is known to be finite.
+            if step % config.checkpoint_every == 0 and step > start_step:
+                checkpoint((model, opt_state), step, history)
+            if best is None or loss <= best[0]:  # a reference, not a copy
+                best = (loss, step, model, opt_state)
             model, opt_state = new_model, new_opt_state
             step += 1
             if step % config.log_every == 0 or step == config.steps:
@@ -407,25 +442,67 @@ def fit(
                 bar.set_description_str("", refresh=False)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3e}", alpha=f"{float(stats['alpha']):.2f}")
-            if step % config.checkpoint_every == 0 and step < last:
-                checkpoint((model, opt_state), step)
     except KeyboardInterrupt as err:
-        checkpoint((model, opt_state), step)
+        checkpoint((model, opt_state), step, history)
         raise TrainingInterrupted(
             f"interrupted at step {step}"
             + (f"; checkpoint saved, continue with --resume ({ckpt})" if ckpt else "")
         ) from err
     finally:
         bar.close()
-    checkpoint((model, opt_state), step)
+    checkpoint((model, opt_state), step, history)
     if len(train_step.devices) > 1:  # later uses (outputs, evaluation) run on one device
         model = _place(model, train_step.devices[0])
-    return FitResult(model, history, step, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return FitResult(model, history, step, seconds, start_step, seconds_before + seconds)
 
 
-def _validate(config: TrainConfig, system: AbstractImagingSystem) -> None:
+def _non_finite(loss, step, best, history, checkpoint, ckpt) -> NonFiniteLossError:
+    """The error for a non-finite loss at ``step``, after checkpointing the best state before it.
+
+    The state kept is the one with the lowest loss of this call: when training diverges, the
+    last states with a finite loss have usually blown up already (a loss of 1e17 a step before
+    the overflow), and no learning rate continues from those. Continuing from the kept state
+    with the same settings would diverge again: the message says to lower the learning rates,
+    which ``--resume`` accepts.
+    """
+    where = f" in {ckpt}" if ckpt else ""
+    if best is None:  # the first state of this call: nothing finite to go back to
+        kept = (
+            f"the run's checkpoint{where} is left as it was"
+            if step
+            else "nothing was checkpointed; check the data for outliers (NaN, inf, huge values)"
+        )
+        return NonFiniteLossError(
+            f"non-finite loss ({loss}) at step {step}, the first of this call; {kept}",
+            step=step,
+            checkpoint_step=step if step else None,
+        )
+    best_loss, best_step, model, opt_state = best
+    checkpoint((model, opt_state), best_step, [h for h in history if h["step"] <= best_step])
+    return NonFiniteLossError(
+        f"non-finite loss ({loss}) at step {step}: training diverged. The state with the lowest "
+        f"loss ({best_loss:.3g}, step {best_step}) is checkpointed{where}; continue from it with "
+        "lower learning rates (--resume --train.scene-lr ... --train.motion-lr ...)",
+        step=step,
+        checkpoint_step=best_step,
+    )
+
+
+def validate_train_config(config: TrainConfig, system: AbstractImagingSystem) -> None:
+    """Raise a ValueError naming the field for a training config ``fit`` cannot run."""
     if config.steps < 1:
         raise ValueError(f"train.steps must be >= 1, got {config.steps}")
+    if config.schedule_steps is not None and config.schedule_steps < 1:
+        raise ValueError(f"train.schedule_steps must be >= 1 or None, got {config.schedule_steps}")
+    for name in ("scene_lr", "motion_lr"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"train.{name} must be a finite learning rate >= 0, got {value}")
+    if not 0 < config.final_lr_fraction <= 1:
+        raise ValueError(
+            f"train.final_lr_fraction must be in (0, 1], got {config.final_lr_fraction}"
+        )
     if not 0 <= config.anneal_fraction <= 1:
         raise ValueError(f"train.anneal_fraction must be in [0, 1], got {config.anneal_fraction}")
     if config.checkpoint_every < 1 or config.log_every < 1:
