@@ -194,3 +194,41 @@ def test_demo_runs_end_to_end_and_reports_psnr_and_motion_error(tmp_path, capsys
 def test_demo_rejects_unknown_phantom(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--phantom", "unicorn", "--quiet"]) == 2
     assert "unicorn" in capsys.readouterr().err
+
+
+def test_resume_into_an_unwritable_run_is_refused_before_compiling(data, tmp_path, monkeypatch,
+                                                                    capsys):  # fmt: skip
+    # Root writes anywhere, so the folder's refusal is simulated where the check makes it.
+    import nstm.runs
+
+    run = tmp_path / "run"
+    args = ["reconstruct", "dpc", str(data / "data.npz"), "--out", str(run), "--quiet"]
+    assert main([*args, "--steps", "2", *TINY]) == 0
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained (compiled) before checking the folder")
+
+    monkeypatch.setattr(nstm.runs.tempfile, "NamedTemporaryFile", denied)
+    monkeypatch.setattr(nstm.runs, "fit", no_training)
+    capsys.readouterr()
+    assert main([*args, "--resume", "--steps", "4"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: --out: cannot write in {run} (permission denied)"
+    )
+
+
+def test_an_internal_error_exits_1_with_its_traceback(monkeypatch, capsys):
+    import nstm.cli.main as cli
+
+    def broken(argv):
+        raise RuntimeError("an invariant broke")
+
+    monkeypatch.setitem(cli.COMMANDS, "render", broken)
+    assert main(["render", "somewhere"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: an invariant broke" in err
+    assert err.strip().splitlines()[-1].startswith("internal error: RuntimeError: an invariant")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -114,6 +116,18 @@ def test_gif_shared_clim_across_frames(tmp_path):
     grey = video if video.ndim == 3 else video[..., 0]
     means = grey.reshape(3, -1).mean(axis=1)
     assert means[0] < means[2] < means[1]
+
+
+@pytest.mark.parametrize("value", [0.0, -3.0, 1e21])
+def test_gif_of_a_constant_video_is_mid_grey_without_warnings(tmp_path, value):
+    # A run that diverged to a huge constant (1e21: x +- 0.5 is x in float32) still writes its
+    # video: one grey level, no division by an empty range.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_video(tmp_path / "c.gif", np.full((2, 8, 8), value, np.float32))
+    video = iio.imread(tmp_path / "c.gif")
+    grey = video if video.ndim == 3 else video[..., 0]
+    assert np.unique(grey).size == 1 and 100 < grey.flat[0] < 156
 
 
 @pytest.mark.parametrize(
