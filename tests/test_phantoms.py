@@ -94,3 +94,24 @@ def test_unknown_name_lists_available():
 def test_bad_shape(shape):
     with pytest.raises(ValueError, match="shape"):
         make_phantom("blobs", shape)
+
+
+def test_image_file_phantom_maps_grey_to_phase_and_absorption(tmp_path):
+    import imageio.v3 as iio
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[10:30, 20:40] = (200, 100, 0)  # grey 100 on black: the bright square is the sample
+    path = tmp_path / "sample.png"
+    iio.imwrite(path, image)
+    absorption, phase = make_phantom(str(path), (40, 60))
+    # Same size, so no resampling: phase 1.5 rad and absorption -0.1 on the square (after the
+    # 0.5 px smoothing every phantom gets), 0 far from it.
+    assert phase[20, 30] == pytest.approx(1.5, abs=1e-3)
+    assert absorption[20, 30] == pytest.approx(-0.1, abs=1e-4)
+    assert phase[2, 2] == 0.0 and absorption[2, 2] == 0.0
+    assert make_phantom(str(path), (20, 30))[1].shape == (20, 30)
+    with pytest.raises(ValueError, match="path of an image file"):
+        make_phantom(str(tmp_path / "missing.png"), (20, 30))
+    (tmp_path / "broken.png").write_text("not an image")
+    with pytest.raises(ValueError, match="cannot read"):
+        make_phantom(str(tmp_path / "broken.png"), (20, 30))

@@ -22,9 +22,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import tifffile
 from scipy import ndimage
 from skimage.transform import resize
 
@@ -56,9 +58,10 @@ _CE_PHASE_BAR = {"edge_rows": (240, 333), "tick_rows": (261, 285, 309, 332), "ti
 # (px) turns the dithered pattern back into continuous grey levels.
 _CE_UNDITHER_SIGMA_PX = 1.0
 
-# --- USAF target. ------------------------------------------------------------------------------
+# --- USAF target and image files. --------------------------------------------------------------
 _USAF_PHASE_RAD = 1.5
 _USAF_ABSORPTION = -0.1
+_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
 
 # --- Procedural resolution target. -------------------------------------------------------------
 _BAR_WIDTHS_PX = (8.0, 6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5)
@@ -118,6 +121,11 @@ def make_phantom(
             digits are black), resized (anti-aliased) to cover ``shape`` and centre-cropped.
             Phase 1.5 rad and absorption -0.1 on the bars, 0 on the background. Deterministic.
 
+        Or the path of an image file (PNG, TIFF, GIF, JPEG; the first frame of a stack): its
+        grey level (mean of the colour channels), scaled to [0, 1] between its minimum and
+        maximum, resized to cover ``shape`` and centre-cropped, gives phase 1.5 rad and
+        absorption -0.1 per unit of grey. Deterministic.
+
     shape : tuple of int
         ``(H, W)`` output size in pixels, each at least :data:`MIN_SIZE_PX`.
     rng : numpy.random.Generator or int, optional
@@ -141,11 +149,17 @@ def make_phantom(
     Every phantom is smoothed with a Gaussian of sigma = 0.5 px (on top of any anti-aliasing) so
     that it is band-limited like a real sample.
     """
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"name must be one of {PHANTOMS}; got {name!r}")
+    if not isinstance(name, str) or (name not in _REGISTRY and not _is_image_path(name)):
+        raise ValueError(
+            f"name must be one of {PHANTOMS} or the path of an image file "
+            f"({', '.join(_IMAGE_SUFFIXES)}); got {name!r}"
+        )
     shape = _validate_shape(shape)
     generator = np.random.default_rng(rng)
-    absorption, phase = _REGISTRY[name](shape, generator)
+    if name in _REGISTRY:
+        absorption, phase = _REGISTRY[name](shape, generator)
+    else:
+        absorption, phase = _from_image(Path(name), shape)
     absorption = ndimage.gaussian_filter(absorption, _SMOOTH_SIGMA_PX, mode="nearest")
     phase = ndimage.gaussian_filter(phase, _SMOOTH_SIGMA_PX, mode="nearest")
     # Smoothing and resampling can ring by a hair past the physical bounds; restore them.
@@ -411,6 +425,30 @@ def _resolution(shape: tuple[int, int], rng: np.random.Generator) -> tuple[np.nd
                     bars += np.outer(across, along)
     bars = np.clip(bars, 0.0, 1.0)
     return _RESOLUTION_ABSORPTION * bars, _RESOLUTION_PHASE_RAD * bars
+
+
+def _is_image_path(name: str) -> bool:
+    return Path(name).suffix.lower() in _IMAGE_SUFFIXES and Path(name).is_file()
+
+
+def _from_image(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Phase and absorption from an image file's grey level (see :func:`make_phantom`)."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            image = tifffile.imread(path, key=0)
+        else:
+            image = iio.imread(path, index=0, plugin="pillow")
+        image = np.asarray(image, dtype=np.float64)
+    except Exception as err:  # the readers raise many types for unreadable files
+        raise ValueError(f"name: cannot read {path} as an image ({err})") from None
+    if image.ndim == 3:  # colour: drop alpha, average the channels
+        image = image[..., :3].mean(axis=-1)
+    if image.ndim != 2 or min(image.shape) < 2:
+        raise ValueError(f"name: {path} is not a 2D image (shape {image.shape})")
+    span = image.max() - image.min()
+    grey = (image - image.min()) / span if span > 0 else np.zeros_like(image)
+    (grey,) = _cover_and_crop([grey], shape)
+    return _USAF_ABSORPTION * grey, _USAF_PHASE_RAD * grey
 
 
 _REGISTRY: dict[str, Callable[[tuple[int, int], np.random.Generator], tuple]] = {
