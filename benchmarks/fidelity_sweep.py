@@ -22,24 +22,13 @@ from nstm.metrics import psnr_per_frame
 from nstm.model import render_scenes
 from nstm.runs import RunConfig, build_model
 from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
-from nstm.systems.dpc import DPC
+from nstm.systems.dpc import DPC, best_tikhonov_reg
 from nstm.training import fit
 
 
 def apply(config: RunConfig, overrides: str) -> RunConfig:
     """``config`` with comma-separated ``section.field=value`` overrides."""
     return with_overrides(config, [item for item in overrides.split(",") if item])
-
-
-def tuned_tikhonov(system: DPC, truth_phase: np.ndarray, border: int) -> tuple[float, list]:
-    best = (-np.inf, None, None)
-    for reg in np.logspace(-5, -1, 9):
-        s = dataclasses.replace(system, tikhonov_reg=(float(reg), float(reg)))
-        rec = s.reconstruct_static()["phase"]
-        p = psnr_per_frame(np.broadcast_to(rec, truth_phase.shape), truth_phase, border=border)
-        if p.mean() > best[0]:
-            best = (p.mean(), reg, p.tolist())
-    return best[1], best[2]
 
 
 def main() -> None:
@@ -88,7 +77,7 @@ def main() -> None:
         system=dataclasses.replace(base.system, source_convention=args.source_convention),
     )
     system = DPC.from_data(data, base.system)
-    reg, tik = tuned_tikhonov(system, truth["phase"], border)
+    reg, tik = best_tikhonov_reg(system, truth["phase"], border=border)
     print(f"tuned Tikhonov (reg {reg:.1e}) phase PSNR: {np.round(tik, 2).tolist()}")
     for variant in [] if args.tikhonov_only else args.variant:
         name, _, overrides = variant.partition(":")

@@ -160,10 +160,18 @@ def test_clear_errors(data, tmp_path, capsys):
         main(["reconstruct", "sted", "x", "--out", str(tmp_path)])
 
 
-def printed_numbers(out: str, label: str) -> list[float]:
-    """The numbers on the printed line that starts with ``label``."""
-    line = next(line for line in out.splitlines() if line.strip().startswith(label))
-    return [float(v) for v in re.findall(r"-?\d+\.\d+", line)]
+def printed_rows(out: str, title: str) -> list[tuple[str, list[float]]]:
+    """(label, trailing numbers) of the indented rows printed under ``title``."""
+    lines = out.splitlines()
+    rows = []
+    for line in lines[lines.index(title) + 1 :]:
+        if not line.startswith("  "):
+            break
+        tokens, values = line.split(), []
+        while tokens and re.fullmatch(r"-?\d+\.\d+", tokens[-1]):
+            values.insert(0, float(tokens.pop()))
+        rows.append((" ".join(tokens), values))
+    return rows
 
 
 def test_demo_runs_end_to_end_and_reports_psnr_and_motion_error(tmp_path, capsys):
@@ -172,14 +180,24 @@ def test_demo_runs_end_to_end_and_reports_psnr_and_motion_error(tmp_path, capsys
     out = capsys.readouterr().out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["border_px"] == 4
-    phase = printed_numbers(out, "phase PSNR per frame")
-    np.testing.assert_allclose(
-        phase, metrics["nstm_phase_psnr"] + metrics["baseline_phase_psnr"], atol=0.051
-    )
-    motion = printed_numbers(out, "motion error per frame (px)")
-    np.testing.assert_allclose(
-        motion, metrics["nstm_motion_epe_px"] + metrics["no_motion_epe_px"], atol=0.0051
-    )
+    phase = printed_rows(out, "phase PSNR per frame (dB)")
+    assert [label.split(",")[0].split(" at")[0] for label, _ in phase] == [
+        "NSTM",
+        "conventional",
+        "conventional",
+    ]
+    assert f"weight {metrics['baseline_reg']:.1e} chosen from the data by GCV" in phase[1][0]
+    assert f"best weight, {metrics['tuned_baseline_reg']:.1e} (found with the truth)" in phase[2][0]
+    for (_, printed), key in zip(
+        phase, ("nstm_phase_psnr", "baseline_phase_psnr", "tuned_baseline_phase_psnr"), strict=True
+    ):
+        np.testing.assert_allclose(printed, metrics[key], atol=0.0051)
+    # The oracle weight is the best of its candidates, so at least as good as the chosen one.
+    tuned, chosen = metrics["tuned_baseline_phase_psnr"], metrics["baseline_phase_psnr"]
+    assert np.mean(tuned) >= np.mean(chosen) - 0.05
+    motion = printed_rows(out, "motion error per frame (px)")
+    for (_, printed), key in zip(motion, ("nstm_motion_epe_px", "no_motion_epe_px"), strict=True):
+        np.testing.assert_allclose(printed, metrics[key], atol=0.0051)
     # Assuming no motion errs by the true motion's size relative to its mean over frames (the
     # metric's definition), computed here from the truth in the scored region.
     true_motion = np.load(tmp_path / "data" / "truth.npz")["motion"][:, 4:-4, 4:-4]
@@ -188,6 +206,8 @@ def test_demo_runs_end_to_end_and_reports_psnr_and_motion_error(tmp_path, capsys
         metrics["no_motion_epe_px"], np.linalg.norm(relative, axis=-1).mean(axis=(1, 2)),
         rtol=1e-5,
     )  # fmt: skip
+    info = json.loads((tmp_path / "run" / "baseline.json").read_text())
+    assert info["chosen_by"] == "gcv" and info["reg_phase"] == metrics["baseline_reg"]
     assert (tmp_path / "run" / "comparison.png").is_file()
 
 

@@ -94,6 +94,7 @@ RUN_FILES = (
     "metrics.json",
     "reconstruction.npz",
     "baseline.npz",
+    "baseline.json",
     "interpolated.npz",
     "comparison.png",
     "motion.png",
@@ -371,6 +372,9 @@ def write_baseline(out: str | Path, system: AbstractImagingSystem) -> dict[str, 
     out.mkdir(parents=True, exist_ok=True)
     baseline = {k: np.asarray(v, np.float32) for k, v in system.reconstruct_static().items()}
     np.savez(out / "baseline.npz", **baseline)
+    info = system.baseline_info()
+    if info:
+        (out / "baseline.json").write_text(json.dumps(info, indent=2))
     axes = "ZYX"[-baseline[system.channels[0]].ndim :]
     for name, value in baseline.items():
         save_tiff(out / f"baseline_{name}.tif", value, axes=axes)

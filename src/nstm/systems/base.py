@@ -97,6 +97,11 @@ class AbstractImagingSystem(eqx.Module):
         del scenes
         return jnp.zeros(())
 
+    def baseline_info(self) -> dict[str, object]:
+        """How :meth:`reconstruct_static` reconstructs (method, parameters), written beside its
+        result as ``baseline.json``; empty by default."""
+        return {}
+
     def outputs(self, scenes: Float[Array, "times *grid channels"]) -> dict[str, np.ndarray]:
         """Split rendered scenes into named ``(times, *fov_shape)`` arrays, one per channel."""
         scenes = np.asarray(scenes)[(slice(None), *self.fov)]

@@ -19,6 +19,7 @@ around: real data are not periodic.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,9 +29,11 @@ import numpy as np
 from jaxtyping import Array, Complex, Float, Int
 
 from ..io.dpc_data import DPCData, load_dpc
+from ..metrics import psnr_per_frame
 from .base import AbstractImagingSystem
 from .optics import SourceConvention, pupil, transfer_functions
 from .registry import SystemSpec
+from .regularization import choose_tikhonov_reg
 from .tikhonov import tikhonov_dpc
 
 
@@ -64,10 +67,13 @@ class DPCConfig:
     """Weight of mean(phase^2) in the loss (the original used 1e-4)."""
     absorption_negativity_weight: float = 0.0
     """Weight of mean(min(absorption, 0)^2) in the loss (the original used 1e-4)."""
-    tikhonov_reg_absorption: float = 1e-3
-    """Tikhonov regularization of absorption in the conventional reconstruction."""
-    tikhonov_reg_phase: float = 1e-3
-    """Tikhonov regularization of phase in the conventional reconstruction."""
+    tikhonov_reg_absorption: float | None = None
+    """Tikhonov weight of absorption in the conventional reconstruction; None (with
+    tikhonov_reg_phase None): one weight for both, chosen from the data by generalized
+    cross-validation (nstm.systems.regularization)."""
+    tikhonov_reg_phase: float | None = None
+    """Tikhonov weight of phase in the conventional reconstruction; None: see
+    tikhonov_reg_absorption."""
 
 
 def resample_sources(sources: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -111,6 +117,8 @@ class DPC(AbstractImagingSystem):
     phase_l2_weight: float = eqx.field(static=True)
     absorption_negativity_weight: float = eqx.field(static=True)
     tikhonov_reg: tuple[float, float] = eqx.field(static=True)
+    tikhonov_reg_chosen_by: str = eqx.field(static=True)
+    """"config" (given) or the rule that chose it from the data ("gcv")."""
     bandwidth: float = eqx.field(static=True)
 
     @classmethod
@@ -133,6 +141,16 @@ class DPC(AbstractImagingSystem):
         )
         # Bright-field DPC transmits up to 2 NA / wavelength (source and pupil within the NA).
         bandwidth = min(0.5, 2 * data.na / data.wavelength_um * data.pixel_size_um)
+        regs = (config.tikhonov_reg_absorption, config.tikhonov_reg_phase)
+        chosen_by = "config"
+        if None in regs:
+            if regs != (None, None):
+                raise ValueError(
+                    "tikhonov_reg_absorption, tikhonov_reg_phase: give both weights or neither "
+                    f"(neither: one chosen from the data), got {regs}"
+                )
+            choice = choose_tikhonov_reg(data.images, hu, hp, pad=config.pad_px)
+            regs, chosen_by = (choice.reg, choice.reg), choice.method
         return cls(
             images=jnp.asarray(data.images, jnp.float32),
             times=jnp.asarray(data.times, jnp.float32),
@@ -142,7 +160,8 @@ class DPC(AbstractImagingSystem):
             loss_margin_px=config.loss_margin_px,
             phase_l2_weight=config.phase_l2_weight,
             absorption_negativity_weight=config.absorption_negativity_weight,
-            tikhonov_reg=(config.tikhonov_reg_absorption, config.tikhonov_reg_phase),
+            tikhonov_reg=(float(regs[0]), float(regs[1])),
+            tikhonov_reg_chosen_by=chosen_by,
             bandwidth=float(bandwidth),
         )
 
@@ -195,6 +214,16 @@ class DPC(AbstractImagingSystem):
             )
         return reg
 
+    def baseline_info(self) -> dict[str, object]:
+        """How the conventional reconstruction was made: Tikhonov, its weights and their
+        origin (given in the config, or chosen from the data by a rule)."""
+        return {
+            "method": "tikhonov",
+            "reg_absorption": self.tikhonov_reg[0],
+            "reg_phase": self.tikhonov_reg[1],
+            "chosen_by": self.tikhonov_reg_chosen_by,
+        }
+
     def reconstruct_static(self) -> dict[str, np.ndarray]:
         """Tikhonov reconstruction assuming a static sample (on the padded grid when padded)."""
         absorption, phase = tikhonov_dpc(
@@ -208,6 +237,50 @@ class DPC(AbstractImagingSystem):
             max_iter=300,
         )
         return {"absorption": absorption, "phase": phase}
+
+
+def best_tikhonov_reg(
+    system: DPC,
+    truth_phase: np.ndarray,
+    *,
+    border: int = 16,
+    candidates: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
+    """The Tikhonov weight whose static phase best matches a known truth (an oracle).
+
+    Only for simulated data, where the truth is known: it shows how good the conventional
+    reconstruction can be at its best, next to the weight chosen from the data.
+
+    Parameters
+    ----------
+    system : DPC
+    truth_phase : (frames, H, W) or (H, W) ndarray
+        The true phase (radians), at each frame's time or static.
+    border : int
+        Pixels left out at each edge when scoring.
+    candidates : 1D array of float, optional
+        Weights to try (the same for absorption and phase); default 1e-6 ... 1e-1, 2 per decade.
+
+    Returns
+    -------
+    reg : float
+        The weight with the highest mean phase PSNR over frames.
+    psnr : (frames,) ndarray
+        Its phase PSNR per frame (dB, mean removed; see `nstm.metrics.psnr_per_frame`).
+    """
+    candidates = np.logspace(-6, -1, 11) if candidates is None else np.asarray(candidates)
+    truth_phase = np.asarray(truth_phase)
+    truth = truth_phase if truth_phase.ndim == 3 else truth_phase[None]
+    best_reg, best = float("nan"), None
+    for reg in candidates:
+        trial = dataclasses.replace(system, tikhonov_reg=(float(reg), float(reg)))
+        with warnings.catch_warnings():  # the weakest weights may stop CG short: scored anyway
+            warnings.filterwarnings("ignore", "tikhonov_dpc: conjugate gradients stopped")
+            phase = trial.reconstruct_static()["phase"]
+        score = psnr_per_frame(np.broadcast_to(phase, truth.shape), truth, border=border)
+        if best is None or score.mean() > best.mean():
+            best_reg, best = float(reg), score
+    return best_reg, best
 
 
 def load_system(path: str | Path, config: DPCConfig = DPCConfig()) -> DPC:
