@@ -106,7 +106,9 @@ def test_simulated_data_read_in_their_own_convention_have_the_true_phase_sign(wr
     )  # fmt: skip
     data, truth = simulate_dpc(sim)
     for read in ("led", "wavevector"):
-        config = DPCConfig(source_convention=read, tikhonov_reg_phase=1e-3)
+        config = DPCConfig(
+            source_convention=read, tikhonov_reg_phase=1e-3, tikhonov_reg_absorption=1e-3
+        )
         phase = DPC.from_data(data, config).reconstruct_static()["phase"]
         sign = 1 if read == written else -1
         assert sign * correlation(phase, truth["phase"][0]) > 0.9, (written, read)

@@ -7,6 +7,7 @@ import pytest
 from nstm.io.dpc_data import DPCData
 from nstm.systems.dpc import DPC, DPCConfig, resample_sources
 from nstm.systems.optics import apply_transfer_functions, dpc_sources, pupil, transfer_functions
+from nstm.systems.regularization import choose_tikhonov_reg
 
 OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
 
@@ -103,3 +104,21 @@ def test_bad_config_values_name_the_field():
         DPC.from_data(make_data(), DPCConfig(pad_px=-1))
     with pytest.raises(ValueError, match="loss_margin_px"):
         DPC.from_data(make_data(), DPCConfig(loss_margin_px=30))
+
+
+def test_baseline_weight_from_the_data_unless_given():
+    data = make_data()
+    system = DPC.from_data(data, DPCConfig(pad_px=4))
+    chosen = choose_tikhonov_reg(
+        data.images, np.asarray(system.absorption_tf), np.asarray(system.phase_tf), pad=4
+    ).reg
+    assert system.baseline_info() == {
+        "method": "tikhonov",
+        "reg_absorption": pytest.approx(chosen, rel=1e-6),
+        "reg_phase": pytest.approx(chosen, rel=1e-6),
+        "chosen_by": "gcv",
+    }
+    given = DPC.from_data(data, DPCConfig(tikhonov_reg_absorption=1e-2, tikhonov_reg_phase=1e-3))
+    assert given.tikhonov_reg == (1e-2, 1e-3) and given.baseline_info()["chosen_by"] == "config"
+    with pytest.raises(ValueError, match="tikhonov_reg_absorption, tikhonov_reg_phase: give both"):
+        DPC.from_data(data, DPCConfig(tikhonov_reg_phase=1e-3))
