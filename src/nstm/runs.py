@@ -131,25 +131,27 @@ def run_files(out: str | Path) -> list[Path]:
 
 
 def check_writable(out: str | Path, option: str = "--out") -> Path:
-    """Create the folder ``out`` (and its parents) and check that files can be written in it.
+    """Check that the folder ``out`` can be written, or created and written, without creating it.
 
-    Raises an OSError subclass naming ``option`` and the folder, before any work is done.
+    Raises an OSError subclass naming ``option`` and the folder, before any work is done and
+    without leaving anything behind (the writers create the folder when they write).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{option}: {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".nstm-probe-", delete=True)
-        probe.close()
-    except NotADirectoryError:
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
         raise NotADirectoryError(
-            f"{option}: cannot create {out}: a parent of it is a file, not a folder"
-        ) from None
+            f"{option}: cannot create {out}: {existing} is a file, not a folder"
+        )
+    try:
+        tempfile.NamedTemporaryFile(dir=existing, prefix=".nstm-probe-", delete=True).close()
     except PermissionError:
-        raise PermissionError(f"{option}: cannot write in {out} (permission denied)") from None
+        raise PermissionError(f"{option}: cannot write in {existing} (permission denied)") from None
     except OSError as err:
-        raise OSError(f"{option}: cannot write in {out} ({err.strerror or err})") from None
+        raise OSError(f"{option}: cannot write in {existing} ({err.strerror or err})") from None
     return out
 
 
@@ -288,6 +290,7 @@ def reconstruct(
     validate_train_config(config.train, system)
     check_render_config(config.render)
 
+    out.mkdir(parents=True, exist_ok=True)
     if not resume:
         for stale in (ckpt, out / "loss.csv", out / "timing.json", out / "metrics.json"):
             stale.unlink(missing_ok=True)  # --overwrite: the previous run's own files
@@ -341,6 +344,7 @@ def staged_outputs(out: str | Path):
     """A hidden folder in ``out`` whose files replace their namesakes in ``out`` on success;
     removed whatever happens, so an interruption leaves the previous outputs as they were."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".nstm-outputs-", dir=out))
     try:
         yield staging
