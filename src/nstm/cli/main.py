@@ -1,4 +1,4 @@
-"""The ``nstm`` command line.
+"""The nstm command line.
 
     nstm reconstruct SYSTEM DATA --out RUN [--preset NAME] [--config FILE] [--steps N]
                                            [--resume] [--overwrite] [--quiet]
@@ -7,14 +7,14 @@
     nstm render RUN [--frames N]
     nstm demo [--out DIR] [--steps N] [--size N] [--phantom NAME] [--overwrite]
 
-Every field of the run config is also a flag (``--train.scene-lr 3e-3``,
-``--model.scene.mlp-width 128``, ``--system.pad-px 32``; see ``nstm reconstruct dpc --help``).
-Precedence, lowest first: the preset, the ``--config`` YAML file, the flags.
+Every field of the run config is also a flag (--train.scene-lr 3e-3,
+--model.scene.mlp-width 128, --system.pad-px 32; see nstm reconstruct dpc --help).
+Precedence, lowest first: the preset, the --config YAML file, the flags.
 
-``--resume`` continues the run in ``--out`` with its saved config; it accepts flags that steer
-training from there on (``--steps`` to train more, the learning rates after a divergence, the
+--resume continues the run in --out with its saved config; it accepts flags that steer
+training from there on (--steps to train more, the learning rates after a divergence, the
 outputs' settings) and refuses the others, saying which. Nothing a user wrote is replaced
-without ``--overwrite``.
+without --overwrite.
 
 Exit status: 0 on success; 2 for a problem with the input, the options or the files (one line
 says what is wrong and what to do); 130 when interrupted (Ctrl-C); 1 for an internal error,
@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 import sys
 import time
 import traceback
@@ -100,18 +101,11 @@ def _tyro_help(config_cls, default, prog: str) -> str:
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
         tyro.cli(config_cls, args=["--help"], prog=prog, default=default)
-    lines = buffer.getvalue().splitlines()
-    kept, skip = [], False
-    for line in lines:
-        if line.startswith("usage:"):
-            skip = True  # the usage paragraph, up to the first blank line
-        if skip:
-            skip = bool(line.strip())
-            continue
-        if "-h, --help" in line or "show this help message and exit" in line:
-            continue
-        kept.append(line)
-    return "\n".join(kept)
+    # Paragraphs are separated by blank lines: drop the usage one and the (otherwise empty)
+    # "options" box that holds only --help, which the command's own help already lists.
+    paragraphs = re.split(r"\n\s*\n", buffer.getvalue())
+    kept = [p for p in paragraphs if not p.startswith("usage:") and "-h, --help" not in p]
+    return "\n\n".join(kept)
 
 
 def _resolve_config(system: str, args, rest: list[str], prog: str) -> RunConfig:
