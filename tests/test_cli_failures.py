@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -240,18 +239,27 @@ def test_divergence_advice_continues_the_run(env, data, tmp_path):
 # --------------------------------------------------------------------------------------------
 def test_ctrl_c_while_writing_outputs_leaves_no_partial_outputs(env, data, tmp_path):
     run = tmp_path / "run"
-    # 4000 interpolated frames make the outputs take several seconds (7 s measured, 1 s with
-    # 600), so the signal, sent half a second after they start, lands in them.
     args = ["reconstruct", "dpc", data / "data.npz", "--out", run, "--steps", "3", *TINY]
-    slow_outputs = ["--render.interpolated-frames", "4000"]
-    command = [sys.executable, "-m", "nstm.cli", *map(str, args + slow_outputs)]
+    # The real command, with its video writer made to announce itself and wait, so that the
+    # signal lands inside the output writing however fast the machine (a timed wait was flaky).
+    held_writer = (
+        "import sys, time, nstm.runs\n"
+        "def held(*args, **kwargs):\n"
+        "    print('HELD IN THE VIDEO WRITER', file=sys.stderr, flush=True)\n"
+        "    time.sleep(120)\n"
+        "nstm.runs.save_video = held\n"
+        # In this process: the console entry point re-execs (allocator), dropping the patch.
+        "from nstm.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    command = [sys.executable, "-c", held_writer, *map(str, args)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     seen = ""
-    while "writing the outputs" not in seen:
+    while "HELD IN THE VIDEO WRITER" not in seen:
         line = process.stderr.readline()
-        assert line, f"the run ended before writing its outputs: {seen}"
+        assert line, f"the run ended before writing its video: {seen}"
         seen += line
-    time.sleep(0.5)
+    assert "writing the outputs" in seen
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
     assert process.wait(timeout=120) == 130, seen + rest
