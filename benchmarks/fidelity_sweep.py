@@ -21,8 +21,8 @@ from nstm.config import with_overrides
 from nstm.metrics import psnr_per_frame
 from nstm.model import render_scenes
 from nstm.runs import RunConfig, build_model
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC, best_tikhonov_reg
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 from nstm.training import fit
 
 

@@ -38,8 +38,8 @@ from nstm.config import with_overrides
 from nstm.metrics import motion_error, psnr_per_frame
 from nstm.model import motion_fields, render_scenes
 from nstm.runs import build_model
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC, best_tikhonov_reg
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 from nstm.training import fit
 
 REPO = Path(__file__).resolve().parents[1]

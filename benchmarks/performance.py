@@ -951,8 +951,8 @@ def build_step_case(
     from nstm.config import with_overrides
     from nstm.presets import preset
     from nstm.runs import build_model
-    from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
     from nstm.systems.dpc import DPC
+    from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
     from nstm.training import make_fit_step
 
     config = with_overrides(preset(preset_name), overrides)

@@ -36,8 +36,8 @@ import numpy as np
 from nstm import presets
 from nstm.cli.environment import reexec_with_tuned_allocator, tune_xla
 from nstm.runs import build_model
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 from nstm.training import make_fit_step, make_optimizer
 
 

@@ -33,9 +33,9 @@ import warnings
 import numpy as np
 
 from nstm.metrics import psnr_per_frame
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC, DPCConfig
-from nstm.systems.regularization import choose_tikhonov_reg
+from nstm.systems.dpc.regularization import choose_tikhonov_reg
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 
 # Keyword arguments of choose_tikhonov_reg; the rules see the frames' periodic component unless
 # periodize=False ("gcv-raw": the frames as they are).

@@ -1,11 +1,12 @@
-"""Tests for nstm.simulation.abbe: exact identities and agreement with the weak-object model."""
+"""Tests for nstm.systems.dpc.abbe: exact identities and agreement with the weak-object model."""
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from nstm.simulation.abbe import abbe_dpc_images
-from nstm.systems.optics import apply_transfer_functions, dpc_sources, pupil, transfer_functions
+from nstm.optics import pupil
+from nstm.systems.dpc.abbe import abbe_dpc_images
+from nstm.systems.dpc.optics import apply_transfer_functions, dpc_sources, transfer_functions
 
 OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
 NA = 0.25

@@ -8,9 +8,9 @@ import pytest
 import tifffile
 
 from nstm.cli.main import main
-from nstm.io.dpc_data import load_dpc
 from nstm.runs import load_run_config
 from nstm.systems.dpc import DPC, DPCConfig
+from nstm.systems.dpc.data import load_dpc
 
 TINY = ["--model.scene.mlp-width", "16", "--model.scene.log2-table-size", "12"]
 

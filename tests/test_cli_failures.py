@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstm.io.dpc_data import save_dpc
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
+from nstm.systems.dpc.data import save_dpc
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 
 TINY = ["--model.scene.mlp-width", "16", "--model.scene.log2-table-size", "12"]
 

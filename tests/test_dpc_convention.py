@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstm.io.dpc_data import load_dpc
 from nstm.metrics import psnr
 from nstm.model import render_scenes
+from nstm.optics import pupil
 from nstm.presets import preset
 from nstm.runs import build_model
-from nstm.simulation.abbe import abbe_dpc_images
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC, DPCConfig
-from nstm.systems.optics import pupil
+from nstm.systems.dpc.abbe import abbe_dpc_images
+from nstm.systems.dpc.data import load_dpc
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 from nstm.training import fit
 
 DATA = Path(__file__).parent / "data" / "dpc-convention-check.npz"

@@ -4,10 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstm.io.dpc_data import DPCData
+from nstm.optics import pupil
 from nstm.systems.dpc import DPC, DPCConfig, resample_sources
-from nstm.systems.optics import apply_transfer_functions, dpc_sources, pupil, transfer_functions
-from nstm.systems.regularization import choose_tikhonov_reg
+from nstm.systems.dpc.data import DPCData
+from nstm.systems.dpc.optics import apply_transfer_functions, dpc_sources, transfer_functions
+from nstm.systems.dpc.regularization import choose_tikhonov_reg
 
 OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
 

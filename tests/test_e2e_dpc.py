@@ -9,8 +9,8 @@ from nstm.metrics import psnr_per_frame
 from nstm.model import render_scenes
 from nstm.presets import preset
 from nstm.runs import build_model
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC, best_tikhonov_reg
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 from nstm.training import fit
 
 SIZE, BORDER, STEPS = 64, 8, 150

@@ -1,4 +1,4 @@
-"""Tests for nstm.io.dpc_data: DPCData validation, load_dpc / save_dpc."""
+"""Tests for nstm.systems.dpc.data: DPCData validation, load_dpc / save_dpc."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from nstm.io import DPCData, load_dpc, save_dpc
+from nstm.systems.dpc.data import DPCData, load_dpc, save_dpc
 
 WAVELENGTH_UM = 0.525
 NA = 0.25

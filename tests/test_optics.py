@@ -1,15 +1,16 @@
-"""Tests for nstm.systems.optics: grids, pupil, DPC sources and weak-object transfer functions."""
+"""Tests for nstm.fourier, nstm.optics and nstm.systems.dpc.optics: grids, pupil, DPC sources
+and weak-object transfer functions."""
 
 import numpy as np
 import pytest
 
-from nstm.systems.optics import (
+from nstm.fourier import frequency_grid
+from nstm.optics import pupil
+from nstm.systems.dpc.optics import (
     apply_transfer_functions,
     dpc_sources,
-    frequency_grid,
     half_disc_source,
     illumination_spectrum,
-    pupil,
     transfer_functions,
 )
 
@@ -303,11 +304,19 @@ def test_transfer_functions_reject_bad_inputs():
         transfer_functions(sources, pup, source_convention="centred")
 
 
+def test_frequency_grid_3d_matches_fftfreq_per_axis():
+    fz, fy, fx = frequency_grid((3, 4, 5), PIXEL_UM)
+    assert fz.shape == fy.shape == fx.shape == (3, 4, 5)
+    np.testing.assert_array_equal(fz[:, 0, 0], np.fft.fftfreq(3, PIXEL_UM))
+    np.testing.assert_array_equal(fy[0, :, 0], np.fft.fftfreq(4, PIXEL_UM))
+    np.testing.assert_array_equal(fx[0, 0, :], np.fft.fftfreq(5, PIXEL_UM))
+
+
 def test_grid_functions_reject_bad_inputs():
     with pytest.raises(ValueError, match="shape"):
         frequency_grid((0, 4), PIXEL_UM)
     with pytest.raises(ValueError, match="shape"):
-        frequency_grid((4, 4, 4), PIXEL_UM)
+        frequency_grid((4, 4, 4, 4), PIXEL_UM)  # 1 to 3 axes
     with pytest.raises(ValueError, match="pixel_size_um"):
         frequency_grid((4, 4), -1.0)
     with pytest.raises(ValueError, match="wavelength_um"):

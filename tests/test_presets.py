@@ -16,12 +16,13 @@ import pytest
 
 from nstm.config import ModelConfig
 from nstm.model.spacetime import make_model
+from nstm.optics import pupil
 from nstm.presets import PRESETS, preset
 from nstm.runs import RunConfig, build_model
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
 from nstm.systems.dpc import DPC, DPCConfig
-from nstm.systems.optics import pupil, transfer_functions
-from nstm.systems.tikhonov import tikhonov_dpc
+from nstm.systems.dpc.optics import transfer_functions
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
+from nstm.systems.dpc.tikhonov import tikhonov_dpc
 from nstm.training import engine, make_fit_step
 from nstm.training.engine import make_optimizer
 

@@ -1,5 +1,5 @@
-"""Tests for nstm.systems.regularization: closed forms against dense algebra, the noise estimate,
-the chosen weight against the best by ground truth, validation."""
+"""Tests for nstm.systems.dpc.regularization: closed forms against dense algebra, the noise
+estimate, the chosen weight against the best by ground truth, validation."""
 
 import dataclasses
 import warnings
@@ -9,10 +9,10 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from nstm.metrics import psnr_per_frame
-from nstm.simulation.dpc import DPCSimulationConfig, simulate_dpc
+from nstm.optics import pupil
 from nstm.systems.dpc import DPC, DPCConfig
-from nstm.systems.optics import apply_transfer_functions, dpc_sources, pupil, transfer_functions
-from nstm.systems.regularization import (
+from nstm.systems.dpc.optics import apply_transfer_functions, dpc_sources, transfer_functions
+from nstm.systems.dpc.regularization import (
     METHODS,
     _decompose,
     _validate,
@@ -20,6 +20,7 @@ from nstm.systems.regularization import (
     estimate_noise_sigma,
     periodic_component,
 )
+from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 
 OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
 NA = 0.25

@@ -1,11 +1,12 @@
-"""Tests for nstm.systems.tikhonov: exactness, recovery on the passband, padding, validation."""
+"""Tests for nstm.systems.dpc.tikhonov: exactness, recovery on the passband, padding, validation."""
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from nstm.systems.optics import apply_transfer_functions, dpc_sources, pupil, transfer_functions
-from nstm.systems.tikhonov import tikhonov_dpc
+from nstm.optics import pupil
+from nstm.systems.dpc.optics import apply_transfer_functions, dpc_sources, transfer_functions
+from nstm.systems.dpc.tikhonov import tikhonov_dpc
 
 OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
 NA = 0.25

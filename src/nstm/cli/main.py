@@ -55,8 +55,8 @@ from ..runs import (
     write_baseline,
     write_video,
 )
-from ..simulation.dpc import DPCSimulationConfig, simulate_dpc
 from ..systems.dpc import best_tikhonov_reg
+from ..systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 from ..systems.registry import available_systems, get_system
 from ..training.engine import NonFiniteLossError, TrainingInterrupted
 
@@ -243,7 +243,7 @@ def simulate_to(
     Refuses a folder that holds any of them unless ``overwrite``; checks that it is writable
     before simulating, and moves the files into place only when all are written.
     """
-    from ..io.dpc_data import save_dpc
+    from ..systems.dpc.data import save_dpc
 
     out = check_writable(out)
     if not overwrite:

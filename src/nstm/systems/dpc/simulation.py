@@ -13,18 +13,18 @@ from typing import Literal
 
 import numpy as np
 
-from ..io.dpc_data import DPCData
-from ..systems.optics import (
+from ...optics import pupil
+from ...simulation.motion import displacement_field, warp
+from ...simulation.noise import shot_noise
+from ...simulation.phantoms import make_phantom
+from .abbe import abbe_dpc_images
+from .data import DPCData
+from .optics import (
     SourceConvention,
     apply_transfer_functions,
     dpc_sources,
-    pupil,
     transfer_functions,
 )
-from .abbe import abbe_dpc_images
-from .motion import displacement_field, warp
-from .noise import shot_noise
-from .phantoms import make_phantom
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ class DPCSimulationConfig:
     """Objective NA; the half-disc sources fill the same NA."""
     source_angles_deg: tuple[float, ...] = (0.0, 180.0, 90.0, 270.0)
     """Orientation of the half-disc source of each frame (cycled if frames exceed it); see
-    'nstm.systems.optics.half_disc_source'."""
+    'nstm.systems.dpc.optics.half_disc_source'."""
     source_convention: SourceConvention = "led"
     """Convention of the written source maps 's' (the images are formed accordingly): 'led',
     the original NSTM layout's (an LED at +u lights the sample with exp(-i 2 pi u.r)), or

@@ -1,6 +1,6 @@
 """Abbe (source-point summation) simulation of partially coherent DPC images.
 
-Unlike the weak-object transfer functions of `nstm.systems.optics`, nothing is linearized here:
+Unlike the weak-object transfer functions of `nstm.systems.dpc.optics`, nothing is linearized here:
 every source point's coherent image is computed from the full complex transmittance and the
 intensities are summed. This is the ground truth that the linear model is tested against.
 """
@@ -14,7 +14,8 @@ import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..systems.optics import SourceConvention, illumination_spectrum
+from ...fourier import signed_indices
+from .optics import SourceConvention, illumination_spectrum
 
 __all__ = ["abbe_dpc_images"]
 
@@ -23,14 +24,9 @@ __all__ = ["abbe_dpc_images"]
 _BATCH_ELEMENTS = 1 << 21
 
 
-def _signed_indices(n: int) -> np.ndarray:
-    """Signed frequency index of each position of an unshifted length-``n`` FFT axis."""
-    return np.fft.fftfreq(n, d=1.0 / n).round().astype(np.int64)
-
-
 def _signed_span(mask: np.ndarray) -> tuple[int, int]:
     """Smallest signed-index interval ``[first, last]`` holding every True entry of ``mask``."""
-    signed = _signed_indices(mask.size)[mask]
+    signed = signed_indices(mask.size)[mask]
     return int(signed.min()), int(signed.max())
 
 
@@ -108,8 +104,8 @@ class _CoherentImager:
         batch = source_rows.size
         lines, depth = self.pupil_box.shape
         # Field spectrum P(f) O(f - s) on the pupil box, s as signed indices.
-        start_y = self.max_sy - _signed_indices(height)[source_rows]
-        start_x = self.max_sx - _signed_indices(width)[source_cols]
+        start_y = self.max_sy - signed_indices(height)[source_rows]
+        start_x = self.max_sx - signed_indices(width)[source_cols]
         starts = (start_x, start_y) if self.y_first else (start_y, start_x)
         first = self.first[:batch]
         np.multiply(windows[starts], self.pupil_box, out=first[..., :depth])
@@ -137,8 +133,8 @@ class _CoherentImager:
             return intensity * factor
         spectrum = scipy.fft.fft2(intensity, workers=-1)
         canvas = np.zeros(intensity.shape[:-2] + (height, width), dtype=spectrum.dtype)
-        rows = _signed_indices(reduced_y) % height
-        cols = _signed_indices(reduced_x) % width
+        rows = signed_indices(reduced_y) % height
+        cols = signed_indices(reduced_x) % width
         canvas[..., rows[:, None], cols[None, :]] = spectrum
         return scipy.fft.ifft2(canvas, workers=-1).real * factor
 
@@ -190,7 +186,7 @@ def abbe_dpc_images(
         \qquad \mathrm{frame}_j = I_j / B_j - 1,\quad B_j = \sum_f W_j(f) P(f)^2 .
 
     ``W_j`` is the source map ``S_j`` read in `source_convention`
-    (`nstm.systems.optics.illumination_spectrum`): by default an LED at ``+u`` in the map
+    (`nstm.systems.dpc.optics.illumination_spectrum`): by default an LED at ``+u`` in the map
     lights the sample with ``exp(-i 2 pi u . r)``, so ``W_j(f) = S_j(-f)``. ``f`` lies on the
     frequency grid, so the tilt is an integer circular shift of the object's spectrum. No
     weak-object approximation is made.

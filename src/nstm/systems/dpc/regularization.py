@@ -54,6 +54,8 @@ import scipy.fft
 import scipy.optimize
 import scipy.signal
 
+from ...fourier import negated_frequency
+
 __all__ = [
     "DEFAULT_BOUNDS",
     "METHODS",
@@ -169,11 +171,6 @@ class _Spectrum:
         return float((a_t * b_tt - a_tt * b_t) / (a_t**2 + b_t**2) ** 1.5)
 
 
-def _flip(array: np.ndarray) -> np.ndarray:
-    """``array[..., -ky mod H, -kx mod W]``: the value at the negated frequency."""
-    return np.roll(np.flip(array, axis=(-2, -1)), shift=1, axis=(-2, -1))
-
-
 def _on_measured_grid(tf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Transfer functions of a padded canvas at the frequencies of the measured grid.
 
@@ -231,9 +228,9 @@ def _decompose(images: np.ndarray, hu: np.ndarray, hp: np.ndarray) -> _Spectrum:
     frames, height, width = images.shape
     half = width // 2 + 1
     # Hermitian parts: the real-image model Re IFFT(H FFT x) equals IFFT(H_r FFT x) (see
-    # `nstm.systems.tikhonov`); for transfer functions from `transfer_functions`, H_r = H.
-    hu = (0.5 * (hu + np.conj(_flip(hu))))[..., :half]
-    hp = (0.5 * (hp + np.conj(_flip(hp))))[..., :half]
+    # `nstm.systems.dpc.tikhonov`); for transfer functions from `transfer_functions`, H_r = H.
+    hu = (0.5 * (hu + np.conj(negated_frequency(hu))))[..., :half]
+    hp = (0.5 * (hp + np.conj(negated_frequency(hp))))[..., :half]
     spectrum = scipy.fft.rfft2(images, workers=-1)
     weight = np.full(half, 2.0)  # rfft columns other than 0 and Nyquist stand for two bins
     weight[0] = 1.0
@@ -469,7 +466,8 @@ def choose_tikhonov_reg(
 
     Examples
     --------
-    >>> from nstm.systems.optics import dpc_sources, pupil, transfer_functions, \
+    >>> from nstm.optics import pupil
+    >>> from nstm.systems.dpc.optics import dpc_sources, transfer_functions, \
     ...     apply_transfer_functions
     >>> optics = dict(wavelength_um=0.525, pixel_size_um=0.454)
     >>> sources = dpc_sources((64, 64), na_illum=0.25, **optics)

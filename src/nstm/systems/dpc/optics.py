@@ -28,22 +28,23 @@ This module is NumPy set-up code, not the training hot path.
 from __future__ import annotations
 
 import typing
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import scipy.fft
 
+from ...fourier import embed_spectrum, frequency_grid, negated_frequency, signed_indices
+from ...optics import GEOMETRY_RTOL, disc, warn_if_clipped
+from ...validation import check_positive, check_shape, real_array
+
 __all__ = [
     "SOURCE_CONVENTIONS",
     "SourceConvention",
     "apply_transfer_functions",
     "dpc_sources",
-    "frequency_grid",
     "half_disc_source",
     "illumination_spectrum",
-    "pupil",
     "transfer_functions",
 ]
 
@@ -51,129 +52,8 @@ SourceConvention = Literal["led", "wavevector"]
 """How a source map's frequency coordinate ``u`` maps to the illumination (module docstring)."""
 SOURCE_CONVENTIONS: tuple[str, ...] = typing.get_args(SourceConvention)
 
-# Relative slack for "on the circle" and "on the dividing line" tests: grid frequencies that lie
-# on these curves mathematically must not fall on either side because of rounding.
-_GEOMETRY_RTOL = 1e-9
 # Correlation values below this fraction of the total source-pupil weight are FFT rounding noise.
 _CORRELATION_RTOL = 1e-10
-
-
-# --------------------------------------------------------------------------------------------
-# validation helpers
-# --------------------------------------------------------------------------------------------
-def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
-    message = f"shape: expected a tuple (H, W) of two positive ints, got {shape!r}"
-    try:
-        height, width = shape
-        dims = (int(height), int(width))
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if dims != (height, width) or min(dims) < 1:
-        raise ValueError(message)
-    return dims
-
-
-def _check_positive(name: str, value: float, unit: str) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a positive finite value in {unit}, got {value!r}")
-    return value
-
-
-def _disc(shape: tuple[int, int], radius: float, pixel_size_um: float) -> np.ndarray:
-    """Boolean disc ``|f| <= radius`` (cycles/µm) on the unshifted grid, rounding-tolerant."""
-    fy, fx = frequency_grid(shape, pixel_size_um)
-    return fy**2 + fx**2 <= radius**2 * (1 + _GEOMETRY_RTOL)
-
-
-def _warn_if_clipped(name: str, radius: float, pixel_size_um: float) -> None:
-    nyquist = 0.5 / pixel_size_um
-    if radius > nyquist:
-        warnings.warn(
-            f"{name}: the disc radius {radius:.4g} cycles/µm exceeds the grid Nyquist frequency "
-            f"{nyquist:.4g} cycles/µm (pixel_size_um={pixel_size_um}); the disc is clipped by the "
-            "frequency grid and the images will alias",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _as_real_stack(name: str, array: np.ndarray, ndim: int, axes: str) -> np.ndarray:
-    array = np.asarray(array)
-    if array.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}D array {axes}, got shape {array.shape}")
-    if np.iscomplexobj(array):
-        raise TypeError(f"{name}: expected real values, got dtype {array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: expected finite values, got NaN or inf")
-    return array
-
-
-def _signed_indices(n: int) -> np.ndarray:
-    """Signed frequency index of each position of an unshifted length-``n`` FFT axis."""
-    return np.fft.fftfreq(n, d=1.0 / n).round().astype(np.int64)
-
-
-def _flip(array: np.ndarray) -> np.ndarray:
-    """``array[..., -ky mod H, -kx mod W]``: the value at the negated frequency."""
-    return np.roll(np.flip(array, axis=(-2, -1)), shift=1, axis=(-2, -1))
-
-
-# --------------------------------------------------------------------------------------------
-# grids, pupil and sources
-# --------------------------------------------------------------------------------------------
-def frequency_grid(shape: tuple[int, int], pixel_size_um: float) -> tuple[np.ndarray, np.ndarray]:
-    """Spatial-frequency coordinates of the unshifted FFT grid.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        Image shape ``(H, W)``; any sizes, odd or even, square or not.
-    pixel_size_um : float
-        Sample-plane pixel size in µm.
-
-    Returns
-    -------
-    fy, fx : (H, W) ndarray of float64
-        Row and column frequencies in cycles/µm, ``fy[i, j] = fftfreq(H, pixel_size_um)[i]`` and
-        ``fx[i, j] = fftfreq(W, pixel_size_um)[j]`` (DC at ``[0, 0]``).
-    """
-    height, width = _check_shape(shape)
-    pixel_size_um = _check_positive("pixel_size_um", pixel_size_um, "µm")
-    fy = np.fft.fftfreq(height, d=pixel_size_um)
-    fx = np.fft.fftfreq(width, d=pixel_size_um)
-    grid_y, grid_x = np.meshgrid(fy, fx, indexing="ij")
-    return grid_y, grid_x
-
-
-def pupil(
-    shape: tuple[int, int], *, wavelength_um: float, na: float, pixel_size_um: float
-) -> np.ndarray:
-    """Binary, aberration-free objective pupil on the unshifted frequency grid.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        Image shape ``(H, W)``.
-    wavelength_um : float
-        Illumination wavelength in µm.
-    na : float
-        Objective numerical aperture; the coherent cutoff is ``na / wavelength_um`` cycles/µm.
-    pixel_size_um : float
-        Sample-plane pixel size in µm.
-
-    Returns
-    -------
-    (H, W) ndarray of float32
-        1 where ``|f| <= na / wavelength_um`` (frequencies on the circle included), else 0.
-    """
-    wavelength_um = _check_positive("wavelength_um", wavelength_um, "µm")
-    na = _check_positive("na", na, "units of NA")
-    pixel_size_um = _check_positive("pixel_size_um", pixel_size_um, "µm")
-    radius = na / wavelength_um
-    _warn_if_clipped("pupil", radius, pixel_size_um)
-    return _disc(shape, radius, pixel_size_um).astype(np.float32)
 
 
 def half_disc_source(
@@ -217,12 +97,12 @@ def half_disc_source(
     angle_deg = float(angle_deg)
     if not np.isfinite(angle_deg):
         raise ValueError(f"angle_deg: expected a finite angle in degrees, got {angle_deg!r}")
-    wavelength_um = _check_positive("wavelength_um", wavelength_um, "µm")
-    na_illum = _check_positive("na_illum", na_illum, "units of NA")
-    pixel_size_um = _check_positive("pixel_size_um", pixel_size_um, "µm")
-    height, width = _check_shape(shape)
+    wavelength_um = check_positive("wavelength_um", wavelength_um, "µm")
+    na_illum = check_positive("na_illum", na_illum, "units of NA")
+    pixel_size_um = check_positive("pixel_size_um", pixel_size_um, "µm")
+    height, width = check_shape("shape", shape)
     radius = na_illum / wavelength_um
-    _warn_if_clipped("half_disc_source", radius, pixel_size_um)
+    warn_if_clipped("half_disc_source", radius, pixel_size_um)
 
     # Fold θ into [0, 180) and flip the sign instead, so that θ and θ + 180 see exactly
     # negated projections and their halves sum to the disc bit for bit.
@@ -238,9 +118,9 @@ def half_disc_source(
     # Treat |s . n| below a tiny fraction of the grid spacing as "on the line" (cos 90° != 0 in
     # floating point).
     spacing = min(1.0 / (height * pixel_size_um), 1.0 / (width * pixel_size_um))
-    tol = _GEOMETRY_RTOL * spacing
+    tol = GEOMETRY_RTOL * spacing
     weights = np.where(projection > tol, 1.0, np.where(projection >= -tol, 0.5, 0.0))
-    weights *= _disc((height, width), radius, pixel_size_um)
+    weights *= disc((height, width), radius, pixel_size_um)
     return weights.astype(np.float32)
 
 
@@ -297,7 +177,7 @@ def illumination_spectrum(
 ) -> np.ndarray:
     """Source maps as the weight of each illuminating plane wave ``exp(+i 2 pi f . r)``.
 
-    Image formation (`transfer_functions`, `nstm.simulation.abbe`) sums over the plane waves
+    Image formation (`transfer_functions`, `nstm.systems.dpc.abbe`) sums over the plane waves
     that light the sample. This maps a source map in either convention to those waves' weights
     ``W_j(f)``, on the same unshifted grid.
 
@@ -330,21 +210,12 @@ def illumination_spectrum(
             'original NSTM\'s layout; "wavevector": the plane wave exp(+i 2 pi u . r) itself)'
         )
     sources = np.asarray(sources)
-    return _flip(sources) if source_convention == "led" else sources
+    return negated_frequency(sources) if source_convention == "led" else sources
 
 
 # --------------------------------------------------------------------------------------------
 # weak-object transfer functions
 # --------------------------------------------------------------------------------------------
-def _embed(array: np.ndarray, padded_shape: tuple[int, int]) -> np.ndarray:
-    """Place an unshifted ``(..., H, W)`` frequency array on a larger unshifted grid."""
-    rows = _signed_indices(array.shape[-2]) % padded_shape[0]
-    cols = _signed_indices(array.shape[-1]) % padded_shape[1]
-    out = np.zeros(array.shape[:-2] + tuple(padded_shape), dtype=array.dtype)
-    out[..., rows[:, None], cols[None, :]] = array
-    return out
-
-
 def transfer_functions(
     sources: np.ndarray, pupil: np.ndarray, *, source_convention: SourceConvention = "led"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -412,14 +283,14 @@ def transfer_functions(
     are FFT rounding noise and are set to zero, so the transfer functions vanish exactly outside
     the ``(na + na_illum) / wavelength`` passband.
     """
-    sources = _as_real_stack("sources", sources, 3, "(frames, H, W)")
+    sources = real_array("sources", sources, 3, "(frames, H, W)")
     pupil = np.asarray(pupil)
     if pupil.shape != sources.shape[1:]:
         raise ValueError(
             f"pupil: expected shape (H, W) = {sources.shape[1:]} matching sources "
             f"{sources.shape}, got {pupil.shape}"
         )
-    pupil = _as_real_stack("pupil", pupil, 2, "(H, W)")
+    pupil = real_array("pupil", pupil, 2, "(H, W)")
     if np.any(sources < 0):
         raise ValueError("sources: expected non-negative source intensities, got negative values")
 
@@ -440,22 +311,22 @@ def transfer_functions(
         scipy.fft.next_fast_len(height + height // 2, real=True),
         scipy.fft.next_fast_len(width + width // 2, real=True),
     )
-    spectrum_g = scipy.fft.rfft2(_embed(weighted, padded), workers=-1)
-    spectrum_p = scipy.fft.rfft2(_embed(pupil, padded), workers=-1)
+    spectrum_g = scipy.fft.rfft2(embed_spectrum(weighted, padded), workers=-1)
+    spectrum_p = scipy.fft.rfft2(embed_spectrum(pupil, padded), workers=-1)
     correlation = scipy.fft.irfft2(np.conj(spectrum_g) * spectrum_p, s=padded, workers=-1)
     noise_floor = _CORRELATION_RTOL * np.sum(np.abs(weighted), axis=(-2, -1)) * np.abs(pupil).max()
     correlation[np.abs(correlation) < noise_floor[:, None, None]] = 0.0
     correlation[:, 0, 0] = background  # C_j(0) = B_j exactly, hence Hu_j(0) = 2 exactly
 
-    rows, cols = _signed_indices(height), _signed_indices(width)
+    rows, cols = signed_indices(height), signed_indices(width)
     plus = correlation[:, (rows % padded[0])[:, None], (cols % padded[1])[None, :]]
     minus = correlation[:, (-rows % padded[0])[:, None], (-cols % padded[1])[None, :]]
     scale = 1.0 / background[:, None, None]
     absorption_tf = (plus + minus) * scale
     phase_odd = (plus - minus) * scale
     # Exact parity; only the Nyquist bins of even axes actually change (average of +F and -F).
-    absorption_tf = 0.5 * (absorption_tf + _flip(absorption_tf))
-    phase_odd = 0.5 * (phase_odd - _flip(phase_odd))
+    absorption_tf = 0.5 * (absorption_tf + negated_frequency(absorption_tf))
+    phase_odd = 0.5 * (phase_odd - negated_frequency(phase_odd))
     return absorption_tf.astype(np.complex64), (1j * phase_odd).astype(np.complex64)
 
 

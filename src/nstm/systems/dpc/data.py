@@ -6,7 +6,7 @@ Conventions (shared by the whole package):
 * DPC source maps live on the *unshifted* FFT grid (DC at ``[0, 0]``, as returned by
   :func:`numpy.fft.fftfreq`), one source per frame, in the LED convention of the original
   implementation unless the reader is told otherwise: a point at ``+u`` is an LED lighting the
-  sample with ``exp(-i 2 pi u . r)`` (see :mod:`nstm.systems.optics`);
+  sample with ``exp(-i 2 pi u . r)`` (see :mod:`nstm.systems.dpc.optics`);
 * times are normalized to ``[-1, 1]``;
 * lengths are in micrometres (µm).
 

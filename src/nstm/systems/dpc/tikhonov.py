@@ -1,6 +1,6 @@
 """Tikhonov-regularized DPC reconstruction: the conventional static baseline.
 
-Solves the weak-object DPC model of `nstm.systems.optics` for one static absorption and phase
+Solves the weak-object DPC model of `nstm.systems.dpc.optics` for one static absorption and phase
 map. With ``pad == 0`` the images are treated as periodic and the least-squares problem
 decouples into a 2 x 2 system per spatial frequency; with ``pad > 0`` the unknowns live on a
 larger canvas and only the measured centre enters the data term, which removes the artefacts
@@ -14,15 +14,12 @@ import warnings
 import numpy as np
 import scipy.fft
 
+from ...fourier import negated_frequency
+
 __all__ = ["tikhonov_dpc"]
 
 # Relative size below which a per-frequency determinant counts as zero (singular system).
 _SINGULAR_RTOL = 1e-12
-
-
-def _flip(array: np.ndarray) -> np.ndarray:
-    """``array[..., -ky mod H, -kx mod W]``: the value at the negated frequency."""
-    return np.roll(np.flip(array, axis=(-2, -1)), shift=1, axis=(-2, -1))
 
 
 class _NormalEquations:
@@ -31,15 +28,15 @@ class _NormalEquations:
     The model acts on real maps as ``Re IFFT2(H * FFT2(x))``, which equals ``IFFT2(H_r *
     FFT2(x))`` with the Hermitian part ``H_r(v) = (H(v) + conj H(-v)) / 2``. Working with
     ``H_r`` keeps every spectrum Hermitian, so rfft2/irfft2 are exact. For transfer functions
-    from `nstm.systems.optics.transfer_functions` (Hu real and even, Hp imaginary and odd),
+    from `nstm.systems.dpc.optics.transfer_functions` (Hu real and even, Hp imaginary and odd),
     ``H_r = H``.
     """
 
     def __init__(self, absorption_tf, phase_tf, reg_absorption, reg_phase):
         self.shape = absorption_tf.shape[-2:]
         half = self.shape[1] // 2 + 1
-        self.hu = (0.5 * (absorption_tf + np.conj(_flip(absorption_tf))))[..., :half]
-        self.hp = (0.5 * (phase_tf + np.conj(_flip(phase_tf))))[..., :half]
+        self.hu = (0.5 * (absorption_tf + np.conj(negated_frequency(absorption_tf))))[..., :half]
+        self.hp = (0.5 * (phase_tf + np.conj(negated_frequency(phase_tf))))[..., :half]
         self.hu_conj = np.conj(self.hu)
         self.hp_conj = np.conj(self.hp)
         self.regs = (reg_absorption, reg_phase)
@@ -168,7 +165,7 @@ def tikhonov_dpc(
         Background-normalized DPC frames ``I / I_background - 1``, one per source.
     absorption_tf, phase_tf : (n, H + 2 pad, W + 2 pad) array_like
         Transfer functions on the unshifted frequency grid of the (padded) reconstruction
-        canvas, e.g. from `nstm.systems.optics.transfer_functions` computed for shape
+        canvas, e.g. from `nstm.systems.dpc.optics.transfer_functions` computed for shape
         ``(H + 2 pad, W + 2 pad)``.
     reg_absorption, reg_phase : float, optional
         Tikhonov weights ``alpha`` and ``beta`` (>= 0), in units of the squared transfer

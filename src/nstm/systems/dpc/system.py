@@ -28,11 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, Int
 
-from ..io.dpc_data import DPCData, load_dpc
-from ..metrics import psnr_per_frame
-from .base import AbstractImagingSystem
-from .optics import SourceConvention, pupil, transfer_functions
-from .registry import SystemSpec
+from ...metrics import psnr_per_frame
+from ...optics import pupil
+from ..base import AbstractImagingSystem
+from ..registry import SystemSpec
+from .data import DPCData, load_dpc
+from .optics import SourceConvention, transfer_functions
 from .regularization import choose_tikhonov_reg
 from .tikhonov import tikhonov_dpc
 
@@ -70,7 +71,7 @@ class DPCConfig:
     tikhonov_reg_absorption: float | None = None
     """Tikhonov weight of absorption in the conventional reconstruction; None (with
     tikhonov_reg_phase None): one weight for both, chosen from the data by generalized
-    cross-validation (nstm.systems.regularization)."""
+    cross-validation (nstm.systems.dpc.regularization)."""
     tikhonov_reg_phase: float | None = None
     """Tikhonov weight of phase in the conventional reconstruction; None: see
     tikhonov_reg_absorption."""
