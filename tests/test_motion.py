@@ -182,3 +182,29 @@ def test_validation(kwargs, match):
 def test_fov_slices_centered():
     rows, cols = fov_slices((10, 11), (4, 6))
     assert (rows.start, rows.stop, cols.start, cols.stop) == (3, 7, 2, 8)
+
+
+# Pinned 2D fields (seed 2024, canvas (40, 48), FOV (32, 40), 5 times, 3 px): any change to the
+# draws, their order or the arithmetic of the 2D fields breaks these numbers (the DPC simulator and
+# earlier data sets rely on the same seed giving the same motion).
+_PINNED_2D = {
+    # kind: (sum |d|, sum d * sin(0.001 i), d[4, 5, 7, 0], d[0, 30, 40, 1])
+    "translation": (23201.786727905273, 4945.61942572499, -2.6800973415374756, 1.34799063205719),
+    "rotation": (15254.592784309294, -456.35160378811696, -1.8784034252166748, 1.1426042318344116),
+    "elastic": (9843.344519608421, -87.10486059327309, -1.0160762071609497, -0.175015389919281),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_PINNED_2D))
+def test_2d_fields_are_pinned(kind):
+    times = np.linspace(-1, 1, 5)
+    field = displacement_field(
+        kind, (40, 48), times, max_displacement_px=3.0, rng=2024, fov_shape=(32, 40)
+    ).astype(np.float64)
+    weights = np.sin(np.arange(field.size) * 0.001).reshape(field.shape)
+    total, weighted, a, b = _PINNED_2D[kind]
+    # Tolerances allow a last-bit difference of a vectorized sin/cos on another CPU, no more.
+    assert np.abs(field).sum() == pytest.approx(total, rel=1e-6)
+    assert (field * weights).sum() == pytest.approx(weighted, rel=1e-5)
+    assert field[4, 5, 7, 0] == pytest.approx(a, rel=1e-6)
+    assert field[0, 30, 40, 1] == pytest.approx(b, rel=1e-6)
