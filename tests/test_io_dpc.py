@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from nstm.io import save_tiff
 from nstm.systems.dpc.data import DPCData, load_dpc, save_dpc
 
 WAVELENGTH_UM = 0.525
@@ -61,7 +62,7 @@ def test_unshifted_sources_accepted_centred_rejected(shape):
     images = dpc_images(shape=shape)
     make_data(images=images, sources=s)  # unshifted: accepted
     for shift in (np.fft.fftshift, np.fft.ifftshift):  # differ for odd sizes
-        with pytest.raises(ValueError, match=r"sources look centred .*ifftshift"):
+        with pytest.raises(ValueError, match=r"sources: the source maps look centred .*ifftshift"):
             make_data(images=images, sources=shift(s, axes=(-2, -1)))
 
 
@@ -70,14 +71,14 @@ def test_centred_detection_near_nyquist_and_tiny_sources():
     for na, wavelength in [(1.2, 0.525 * 0.454 / 0.2), (0.02, WAVELENGTH_UM)]:
         s = half_disc_sources(na=na, wavelength_um=wavelength)
         make_data(sources=s, wavelength_um=wavelength, na=na)
-        with pytest.raises(ValueError, match="sources look centred"):
+        with pytest.raises(ValueError, match="sources: the source maps look centred"):
             make_data(sources=np.fft.fftshift(s, axes=(-2, -1)), wavelength_um=wavelength, na=na)
 
 
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"images": dpc_images()[0]}, r"images: expected shape \(frames, H, W\).*\(64, 64\)"),
+        ({"images": dpc_images()[0]}, r"images: expected a 3D array \(frames, H, W\).*\(64, 64\)"),
         ({"images": dpc_images(frames=1)}, "images: expected at least 2 frames"),
         (
             {"sources": half_disc_sources()[:, :, :63]},
@@ -198,7 +199,7 @@ def test_centred_sources_in_file_detected(tmp_path):
     np.savez(
         tmp_path / "data.npz", img=dpc_images(), s=s, wavelength=0.525, pixel_size=0.454, na=NA
     )
-    with pytest.raises(ValueError, match="sources look centred"):
+    with pytest.raises(ValueError, match=r"^data.npz: s: the source maps look centred"):
         load_dpc(tmp_path / "data.npz")
 
 
@@ -244,3 +245,141 @@ def test_unsupported_extension_lists_supported(tmp_path):
         load_dpc(tmp_path / "d.h5")
     with pytest.raises(FileNotFoundError):
         load_dpc(tmp_path / "missing.npz")
+
+
+# --- messages name the input as the user gave it -------------------------------------------------
+
+
+def npz_with(tmp_path, **overrides):
+    """A valid data.npz with some of its keys replaced."""
+    arrays = dict(
+        img=dpc_images(), s=half_disc_sources(), wavelength=WAVELENGTH_UM, pixel_size=0.454, na=NA
+    )
+    arrays.update(overrides)
+    np.savez(tmp_path / "data.npz", **arrays)
+    return tmp_path / "data.npz"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        (
+            {"img": dpc_images()[0]},
+            ValueError,
+            r"^data.npz: img: expected a 3D array \(frames, H, W\)",
+        ),
+        ({"img": dpc_images(frames=1)}, ValueError, r"^data.npz: img: expected at least 2 frames"),
+        ({"img": dpc_images().astype(np.complex64)}, TypeError, r"^data.npz: img: expected a real"),
+        (
+            {"s": half_disc_sources()[:, :, :63]},
+            ValueError,
+            r"^data.npz: s: expected shape \(frames, H, W\) = \(4, 64, 64\) to match img, ",
+        ),
+        ({"s": -half_disc_sources()}, ValueError, r"^data.npz: s: expected non-negative"),
+        ({"times": np.zeros(3)}, ValueError, r"^data.npz: times: .*to match img, got \(3,\)"),
+        ({"wavelength": 525.0}, ValueError, r"^data.npz: wavelength: .*got 525.*nm"),
+        ({"pixel_size": -1.0}, ValueError, r"^data.npz: pixel_size: expected a positive size"),
+        ({"na": 2.0}, ValueError, r"^data.npz: na: expected a numerical aperture"),
+        ({"na": np.ones(2)}, ValueError, r"^data.npz: na: expected a single number, got an arr"),
+        ({"wavelength": np.str_("0.525")}, TypeError, r"^data.npz: wavelength: expected a number"),
+    ],
+)
+def test_npz_errors_name_the_key(tmp_path, overrides, error, match):
+    with pytest.raises(error, match=match):
+        load_dpc(npz_with(tmp_path, **overrides))
+
+
+def test_given_values_are_named_as_given(tmp_path):
+    path = npz_with(tmp_path)
+    # A keyword wins over the file and is named by its keyword, not the npz key.
+    with pytest.raises(ValueError, match=r"^data.npz: pixel_size_um: expected a positive size"):
+        load_dpc(path, pixel_size_um=-0.5)
+    np.save(tmp_path / "s.npy", half_disc_sources()[:, :, :63])
+    with pytest.raises(ValueError, match=r"^data.npz: sources \(s.npy\): expected shape .*img"):
+        load_dpc(path, sources=tmp_path / "s.npy")
+    with pytest.warns(UserWarning, match=r"^wavelength: 3 µm is outside the usual"):
+        load_dpc(npz_with(tmp_path, wavelength=3.0))
+
+
+def test_python_api_keeps_field_names_after_a_load(tmp_path):
+    # The npz names apply only inside load_dpc.
+    with pytest.raises(ValueError, match="img"):
+        load_dpc(npz_with(tmp_path, img=dpc_images()[0]))
+    with pytest.raises(ValueError, match=r"^images: expected a 3D array"):
+        make_data(images=dpc_images()[0])
+
+
+def test_missing_img_key(tmp_path):
+    np.savez(tmp_path / "data.npz", image=dpc_images(), s=half_disc_sources())
+    with pytest.raises(ValueError, match=r"^data.npz: img: missing.*found keys \['image', 's'\]"):
+        load_dpc(tmp_path / "data.npz")
+
+
+# --- pixel size from TIFF metadata ---------------------------------------------------------------
+
+
+def tiff_and_sources(tmp_path, **kwargs):
+    """stack.tif written with tifffile's ``kwargs``, and the parameters to load it."""
+    tifffile.imwrite(tmp_path / "stack.tif", dpc_images(), photometric="minisblack", **kwargs)
+    np.save(tmp_path / "s.npy", half_disc_sources())
+    params = dict(sources=tmp_path / "s.npy", wavelength_um=WAVELENGTH_UM, na=NA)
+    return tmp_path / "stack.tif", params
+
+
+def ome_metadata(x_um, y_um):
+    pixels = {"PhysicalSizeX": x_um, "PhysicalSizeY": y_um}
+    units = {"PhysicalSizeXUnit": "\u00b5m", "PhysicalSizeYUnit": "\u00b5m"}
+    return dict(ome=True, metadata={"axes": "ZYX", **pixels, **units})
+
+
+def test_tiff_pixel_size_read_from_ome_metadata(tmp_path):
+    path, params = tiff_and_sources(tmp_path, **ome_metadata(0.454, 0.454))
+    data = load_dpc(path, **params)
+    assert data.pixel_size_um == 0.454
+    np.testing.assert_array_equal(data.images, dpc_images())
+    # A given value wins, with a warning that the file disagrees.
+    with pytest.warns(
+        UserWarning, match=r"using the given 0.5 µm; stack.tif's metadata says 0.454"
+    ):
+        assert load_dpc(path, pixel_size_um=0.5, **params).pixel_size_um == 0.5
+
+
+def test_tiff_pixel_size_from_save_tiff_and_resolution_tags(tmp_path):
+    stack = dpc_images()
+    np.save(tmp_path / "s.npy", half_disc_sources())
+    params = dict(sources=tmp_path / "s.npy", wavelength_um=WAVELENGTH_UM, na=NA)
+    save_tiff(tmp_path / "a.ome.tif", stack, axes="TYX", spacing_um={"Y": 0.3, "X": 0.3})
+    assert load_dpc(tmp_path / "a.ome.tif", **params).pixel_size_um == 0.3
+    tifffile.imwrite(
+        tmp_path / "cm.tif",
+        stack,
+        photometric="minisblack",
+        resolution=(1e4 / 0.2, 1e4 / 0.2),
+        resolutionunit="CENTIMETER",
+    )
+    assert load_dpc(tmp_path / "cm.tif", **params).pixel_size_um == pytest.approx(0.2)
+
+
+def test_tiff_without_pixel_size_names_the_option(tmp_path):
+    path, params = tiff_and_sources(tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"^pixel_size_um: stack.tif carries none in its metadata .* and not given; "
+        r"pass --system.pixel-size-um",
+    ):
+        load_dpc(path, **params)
+
+
+def test_tiff_with_non_square_pixels_is_refused(tmp_path):
+    path, params = tiff_and_sources(tmp_path, **ome_metadata(0.5, 0.4))
+    with pytest.raises(ValueError, match=r"y \(0.4 µm\) and x \(0.5 µm\).*--system.pixel-size-um"):
+        load_dpc(path, **params)
+    assert load_dpc(path, pixel_size_um=0.45, **params).pixel_size_um == 0.45
+
+
+def test_tiff_pixel_size_from_metadata_is_named_so(tmp_path):
+    path, params = tiff_and_sources(tmp_path, **ome_metadata(80.0, 80.0))
+    with pytest.warns(
+        UserWarning, match=r"^pixel_size_um \(from the TIFF metadata\): 80 µm is unusually large"
+    ):
+        load_dpc(path, **params)

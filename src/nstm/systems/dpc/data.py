@@ -17,9 +17,13 @@ The ``.npz`` layout is the one used by the original NSTM implementation (``dpc_d
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,27 @@ _PARAMS = {
     "pixel_size_um": ("pixel_size", "--system.pixel-size-um"),
     "na": ("na", "--system.na"),
 }
+_FIELDS = ("images", "sources", "times", "wavelength_um", "pixel_size_um", "na")
+# Relative difference below which two pixel sizes are the same (rational TIFF tags, float32).
+_PIXEL_SIZE_RTOL = 1e-4
+
+# How validation messages name each field: the field itself (Python API) unless a reader such as
+# load_dpc says where the value came from (an npz key, a keyword, a TIFF's metadata). A context
+# variable rather than a constructor argument keeps DPCData's signature the plain data.
+_LABELS: ContextVar[Mapping[str, str] | None] = ContextVar("nstm_dpc_labels", default=None)
+
+
+@contextmanager
+def _labelled(labels: Mapping[str, str]) -> Iterator[None]:
+    token = _LABELS.set(labels)
+    try:
+        yield
+    finally:
+        _LABELS.reset(token)
+
+
+def _labels() -> dict[str, str]:
+    return {name: name for name in _FIELDS} | dict(_LABELS.get() or {})
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,7 +121,8 @@ class DPCData:
     na: float
 
     def __post_init__(self) -> None:
-        images = _real_float32("images", self.images)
+        n = _labels()  # how messages name each field
+        images = _real_float32(n["images"], self.images)
         if images.ndim != 3:
             hint = (
                 "; a single 2D image cannot be reconstructed, DPC needs >= 2 frames"
@@ -104,19 +130,22 @@ class DPCData:
                 else ""
             )
             raise ValueError(
-                f"images: expected shape (frames, H, W) with 3 axes, got shape {images.shape}{hint}"
+                f"{n['images']}: expected a 3D array (frames, H, W), got shape {images.shape}{hint}"
             )
         frames, h, w = images.shape
         if frames < 2:
             raise ValueError(
-                f"images: expected at least 2 frames (frames, H, W), got shape {images.shape}"
+                f"{n['images']}: expected at least 2 frames (frames, H, W), got shape "
+                f"{images.shape}"
             )
         if h < 2 or w < 2:
-            raise ValueError(f"images: expected H >= 2 and W >= 2 pixels, got shape {images.shape}")
-        _check_finite("images", images)
-        _check_zero_centred(images)
+            raise ValueError(
+                f"{n['images']}: expected H >= 2 and W >= 2 pixels, got shape {images.shape}"
+            )
+        _check_finite(n["images"], images)
+        _check_zero_centred(n["images"], images)
 
-        sources = _real_float32("sources", self.sources)
+        sources = _real_float32(n["sources"], self.sources)
         if sources.shape != images.shape:
             hint = ""
             if sources.ndim == 3 and sources.shape[1:] == (h, w) and frames % sources.shape[0] == 0:
@@ -125,63 +154,66 @@ class DPCData:
                     f"numpy.tile(s, ({frames // sources.shape[0]}, 1, 1))"
                 )
             raise ValueError(
-                f"sources: expected shape (frames, H, W) = {images.shape} to match images, "
-                f"got {sources.shape}{hint}"
+                f"{n['sources']}: expected shape (frames, H, W) = {images.shape} to match "
+                f"{n['images']}, got {sources.shape}{hint}"
             )
-        _check_finite("sources", sources)
+        _check_finite(n["sources"], sources)
         if (neg := sources < 0).any():
             raise ValueError(
-                f"sources: expected non-negative source intensities, got min {sources.min():.3g} "
-                f"({int(neg.sum())} negative pixels)"
+                f"{n['sources']}: expected non-negative source intensities, got min "
+                f"{sources.min():.3g} ({int(neg.sum())} negative pixels)"
             )
         empty = np.flatnonzero(~sources.any(axis=(1, 2)))
         if empty.size:
             raise ValueError(
-                f"sources: every frame needs a non-zero illumination pattern, but source(s) "
-                f"{empty.tolist()} are all zero"
+                f"{n['sources']}: every frame needs a non-zero illumination pattern, but "
+                f"source(s) {empty.tolist()} are all zero"
             )
-        _check_source_layout(sources)
+        _check_source_layout(n["sources"], sources)
 
-        times = _real_float32("times", self.times)
+        times = _real_float32(n["times"], self.times)
         if times.shape != (frames,):
             raise ValueError(
-                f"times: expected shape (frames,) = ({frames},) to match images, got {times.shape}"
+                f"{n['times']}: expected shape (frames,) = ({frames},) to match {n['images']}, "
+                f"got {times.shape}"
             )
-        _check_finite("times", times)
+        _check_finite(n["times"], times)
         t_min, t_max = float(times.min()), float(times.max())
         if t_min < -1 - _TIME_TOL or t_max > 1 + _TIME_TOL:
             raise ValueError(
-                f"times: expected normalized times in [-1, 1], got min {t_min:.6g}, "
+                f"{n['times']}: expected normalized times in [-1, 1], got min {t_min:.6g}, "
                 f"max {t_max:.6g}; normalize with 2 * (t - t.min()) / (t.max() - t.min()) - 1"
             )
         times = np.clip(times, -1.0, 1.0)  # absorb float rounding within _TIME_TOL
 
-        wavelength = _real_scalar("wavelength_um", self.wavelength_um)
+        wavelength = _real_scalar(n["wavelength_um"], self.wavelength_um)
         if not 0.1 <= wavelength <= 10:
             raise ValueError(
-                f"wavelength_um: expected a wavelength in µm (plausible 0.2-2 µm), got "
+                f"{n['wavelength_um']}: expected a wavelength in µm (plausible 0.2-2 µm), got "
                 f"{wavelength:g}; if it is in nm, divide by 1000 (e.g. 525 nm -> 0.525)"
             )
         if not 0.2 <= wavelength <= 2:
             warnings.warn(
-                f"wavelength_um: {wavelength:g} µm is outside the usual 0.2-2 µm range of optical "
-                "microscopy; check the unit",
+                f"{n['wavelength_um']}: {wavelength:g} µm is outside the usual 0.2-2 µm range of "
+                "optical microscopy; check the unit",
                 UserWarning,
                 stacklevel=3,
             )
-        pixel_size = _real_scalar("pixel_size_um", self.pixel_size_um)
+        pixel_size = _real_scalar(n["pixel_size_um"], self.pixel_size_um)
         if pixel_size <= 0:
-            raise ValueError(f"pixel_size_um: expected a positive size in µm, got {pixel_size:g}")
+            raise ValueError(
+                f"{n['pixel_size_um']}: expected a positive size in µm, got {pixel_size:g}"
+            )
         if pixel_size > 50:
             warnings.warn(
-                f"pixel_size_um: {pixel_size:g} µm is unusually large for a sample-plane pixel; "
-                "is it in nm, or the camera pixel not divided by the magnification?",
+                f"{n['pixel_size_um']}: {pixel_size:g} µm is unusually large for a sample-plane "
+                "pixel; is it in nm, or the camera pixel not divided by the magnification?",
                 UserWarning,
                 stacklevel=3,
             )
-        na = _real_scalar("na", self.na)
+        na = _real_scalar(n["na"], self.na)
         if not 0 < na < 1.6:
-            raise ValueError(f"na: expected a numerical aperture in (0, 1.6), got {na:g}")
+            raise ValueError(f"{n['na']}: expected a numerical aperture in (0, 1.6), got {na:g}")
 
         object.__setattr__(self, "images", images)
         object.__setattr__(self, "sources", sources)
@@ -228,10 +260,12 @@ def load_dpc(
         ``.npz`` with keys ``img`` (frames, H, W) and ``s`` (frames, H, W), and optionally
         ``times`` (frames,), ``wavelength`` (µm), ``pixel_size`` (µm) and ``na`` -- the original
         NSTM layout, also written by :func:`save_dpc`. Or a ``.tif``/``.tiff`` image stack
-        (frames, H, W); then ``sources`` and the physical parameters must be given here.
+        (frames, H, W); then ``sources``, ``wavelength_um`` and ``na`` must be given here, and
+        ``pixel_size_um`` unless the TIFF's metadata carries it (OME-XML, ImageJ or resolution
+        tags; see :func:`nstm.io.read_tiff_spacing_um`).
     wavelength_um, pixel_size_um, na : float, optional
         Illumination wavelength (µm), sample-plane pixel size (µm) and objective NA. Required
-        when not stored in the file.
+        when not stored in the file; a given value wins over the file's.
     times : (frames,) array_like, optional
         Frame times normalized to ``[-1, 1]``. Default: the file's ``times``, else
         ``numpy.linspace(-1, 1, frames)`` (evenly spaced frames).
@@ -253,13 +287,17 @@ def load_dpc(
     FileNotFoundError
         If ``path`` (or a ``sources`` path) does not exist.
     ValueError
-        If the format is unsupported, a required value is missing, or validation fails
-        (including raw intensities passed without ``normalize=True``).
+        If the format is unsupported, a required value is missing, a TIFF's metadata gives
+        different x and y pixel sizes and none is given, or validation fails (including raw
+        intensities passed without ``normalize=True``). Messages start with the file name and
+        name each value as the user gave it: the ``.npz`` key (``img``, ``s``, ``wavelength``,
+        ...) for stored values, the keyword (``pixel_size_um``, ...) for given ones.
 
     Warns
     -----
     UserWarning
-        If the ``.npz`` archive holds keys other than those above (they are ignored).
+        If the ``.npz`` archive holds keys other than those above (they are ignored), or a
+        given ``pixel_size_um`` differs from the one in a TIFF's metadata.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -270,21 +308,35 @@ def load_dpc(
             f".tif/.tiff (image stack (frames, H, W))"
         )
     _check_file(path, "path", "DPC data file")
+    is_npz = suffix == ".npz"
+    # How messages name each value: the npz key when read from the archive, the keyword when
+    # given here; every message is prefixed with the file name below.
+    labels = {"images": "img" if is_npz else "images"}
 
-    if suffix == ".npz":
+    if is_npz:
         stored = _read_npz(path)
     else:
         stored = {"img": _read_tiff_stack(path, "path")}
+        tiff_pixel_size = _tiff_pixel_size(path, pixel_size_um)
+        if tiff_pixel_size is not None:
+            stored["pixel_size"] = tiff_pixel_size
 
     images = stored["img"]
     if normalize:
-        images = _normalize_by_frame_mean(images)
+        try:
+            images = _normalize_by_frame_mean(images, labels["images"])
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{path.name}: {err}") from None
 
     if sources is not None:
-        src = _read_sources(sources) if isinstance(sources, str | os.PathLike) else sources
+        if isinstance(sources, str | os.PathLike):
+            src = _read_sources(sources)
+            labels["sources"] = f"sources ({Path(sources).name})"
+        else:
+            src = sources
     elif "s" in stored:
-        src = stored["s"]
-    elif suffix == ".npz":
+        src, labels["sources"] = stored["s"], "s"
+    elif is_npz:
         raise ValueError(
             f"sources: not in {path.name} (key 's') and not given; pass sources= "
             "(CLI: --system.sources path.npy) with shape (frames, H, W) on the unshifted FFT grid"
@@ -307,20 +359,27 @@ def load_dpc(
         key, option = _PARAMS[name]
         if value is None:
             value = stored.get(key)
+            labels[name] = key if is_npz else f"{name} (from the TIFF metadata)"
         if value is None:
-            where = (
-                f"not in {path.name} (key {key!r})" if suffix == ".npz" else "not stored in TIFF"
-            )
+            if is_npz:
+                where = f"not in {path.name} (key {key!r})"
+            elif name == "pixel_size_um":
+                where = (
+                    f"{path.name} carries none in its metadata (OME PhysicalSizeX/Y, ImageJ unit "
+                    "and resolution, or resolution tags in cm/inch)"
+                )
+            else:
+                where = "not stored in TIFF"
             raise ValueError(
                 f"{name}: {where} and not given; pass {option} or set it in the config"
             )
         params[name] = value
 
     try:
-        return DPCData(images=images, sources=src, times=times, **params)
+        with _labelled(labels):
+            return DPCData(images=images, sources=src, times=times, **params)
     except (ValueError, TypeError) as err:  # name the file: the field alone may not say which
-        keys = " (npz keys: img = images, s = sources)" if suffix == ".npz" else ""
-        raise type(err)(f"{path.name}{keys}: {err}") from None
+        raise type(err)(f"{path.name}: {err}") from None
 
 
 def save_dpc(path: str | os.PathLike[str], data: DPCData, **extra_arrays: Any) -> None:
@@ -410,7 +469,8 @@ def _read_npz(path: Path) -> dict[str, Any]:
     keys = list(archive)
     if "img" not in keys:
         raise ValueError(
-            f"img: {path.name} has no key 'img' (the (frames, H, W) DPC images); found keys {keys}"
+            f"{path.name}: img: missing, the key for the (frames, H, W) DPC images; found keys "
+            f"{keys}"
         )
     unknown = [k for k in keys if k not in _NPZ_KEYS]
     if unknown:
@@ -420,18 +480,20 @@ def _read_npz(path: Path) -> dict[str, Any]:
             stacklevel=3,
         )
     stored: dict[str, Any] = {k: archive[k] for k in keys if k in ("img", "s", "times")}
-    for name, (key, _) in _PARAMS.items():
+    for key, _ in _PARAMS.values():
         if key in keys:
             value = archive[key]
+            unit = "" if key == "na" else " in µm"
             if value.size != 1:
                 raise ValueError(
-                    f"{name}: expected a scalar in {path.name} key {key!r}, got shape {value.shape}"
+                    f"{path.name}: {key}: expected a single number{unit}, got an array of shape "
+                    f"{value.shape}"
                 )
             if value.dtype.kind not in "iuf":
                 raise TypeError(
-                    f"{name}: expected a number in {path.name} key {key!r}, got "
+                    f"{path.name}: {key}: expected a number{unit}, got "
                     f"{'text' if value.dtype.kind in 'SU' else value.dtype.name} "
-                    f"{value.reshape(()).item()!r}; store it as a float (lengths in µm)"
+                    f"{value.reshape(()).item()!r}; store it as a float"
                 )
             stored[key] = value.reshape(()).item()
     return stored
@@ -451,6 +513,38 @@ def _read_tiff_stack(path: Path, field: str) -> np.ndarray:
             f"got shape {arr.shape}"
         )
     return arr
+
+
+def _tiff_pixel_size(path: Path, given: float | None) -> float | None:
+    """The square pixel size (µm) in a TIFF's metadata, if any; checked against ``given``."""
+    from ...io.tiff import read_tiff_spacing_um  # here: nstm.io would import matplotlib
+
+    spacing = read_tiff_spacing_um(path)
+    y, x = spacing.get("Y"), spacing.get("X")
+    if y is None or x is None:
+        return None
+    square = abs(x - y) <= _PIXEL_SIZE_RTOL * max(x, y)
+    if given is not None:
+        # The given value wins; say so when the file disagrees, since one of them is wrong.
+        if (
+            square
+            and isinstance(given, int | float)
+            and not math.isclose(float(given), x, rel_tol=_PIXEL_SIZE_RTOL)
+        ):
+            warnings.warn(
+                f"pixel_size_um: using the given {given:g} µm; {path.name}'s metadata says "
+                f"{x:g} µm",
+                UserWarning,
+                stacklevel=3,
+            )
+        return None
+    if not square:
+        raise ValueError(
+            f"pixel_size_um: {path.name}'s metadata gives different pixel sizes in y ({y:g} µm) "
+            f"and x ({x:g} µm); DPC needs square pixels: resample the stack, or pass "
+            "--system.pixel-size-um to choose the size"
+        )
+    return x
 
 
 def _read_sources(source_path: str | os.PathLike[str]) -> np.ndarray:
@@ -482,21 +576,21 @@ def _read_sources(source_path: str | os.PathLike[str]) -> np.ndarray:
     )
 
 
-def _normalize_by_frame_mean(images: Any) -> np.ndarray:
+def _normalize_by_frame_mean(images: Any, name: str) -> np.ndarray:
     """Map raw intensities (frames, H, W) to ``I / mean(I) - 1`` per frame."""
-    arr = _real_float32("images", images).astype(np.float64)  # float64: exact mean on big frames
+    arr = _real_float32(name, images).astype(np.float64)  # float64: exact mean on big frames
     if arr.ndim != 3:
-        raise ValueError(f"images: expected shape (frames, H, W), got {arr.shape}")
-    _check_finite("images", arr)
+        raise ValueError(f"{name}: expected a 3D array (frames, H, W), got shape {arr.shape}")
+    _check_finite(name, arr)
     if arr.min() < 0:
         raise ValueError(
-            f"images: normalize=True expects raw non-negative intensities, got min "
+            f"{name}: normalize=True expects raw non-negative intensities, got min "
             f"{arr.min():.3g}; the data look already zero-centred -- drop normalize "
             "(--system.normalize)"
         )
     means = arr.mean(axis=(1, 2))
     if (dark := np.flatnonzero(means <= 0)).size:
-        raise ValueError(f"images: cannot normalize frames {dark.tolist()}, their mean is 0")
+        raise ValueError(f"{name}: cannot normalize frames {dark.tolist()}, their mean is 0")
     return (arr / means[:, None, None] - 1.0).astype(np.float32)
 
 
@@ -537,19 +631,19 @@ def _check_finite(name: str, arr: np.ndarray) -> None:
         )
 
 
-def _check_zero_centred(images: np.ndarray) -> None:
+def _check_zero_centred(name: str, images: np.ndarray) -> None:
     """Reject raw intensities, which would be fitted as a huge absorption offset."""
     means = images.mean(axis=(1, 2), dtype=np.float64)
     if images.min() > 0 and (means > _RAW_MEAN_THRESHOLD).all():
         raise ValueError(
-            f"images: look like raw intensities (all values > 0, frame means "
+            f"{name}: look like raw intensities (all values > 0, frame means "
             f"{means.min():.3g}..{means.max():.3g}); expected zero-centred DPC frames "
             "I / I_background - 1: pass normalize=True (CLI: --system.normalize) to load_dpc, or "
             "divide by the background yourself"
         )
 
 
-def _check_source_layout(sources: np.ndarray) -> None:
+def _check_source_layout(name: str, sources: np.ndarray) -> None:
     """Reject sources given centred (``fftshift``-ed) instead of on the unshifted FFT grid.
 
     Compares the mean wrapped frequency distance of the source mass from DC ``[0, 0]`` with that
@@ -567,6 +661,7 @@ def _check_source_layout(sources: np.ndarray) -> None:
     mean_centre = float((mass * d_centre).sum())
     if mean_centre < _CENTRED_RATIO * mean_dc:
         raise ValueError(
-            "sources look centred (DC in the middle of the array); nstm expects unshifted FFT "
-            "layout with DC at [0, 0]: pass numpy.fft.ifftshift(s, axes=(-2, -1))"
+            f"{name}: the source maps look centred (DC in the middle of the array); nstm "
+            "expects the unshifted FFT layout with DC at [0, 0]: pass "
+            "numpy.fft.ifftshift(s, axes=(-2, -1))"
         )
