@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with module_attributes(attributes):
             stepper, _ = build_step_case(args.preset, args.shape, args.seed, overrides)
             step_args = (
-                stepper.model,
+                stepper.params,
                 stepper.opt_state,
                 stepper.system,
                 jnp.asarray(0, jnp.int32),

@@ -913,22 +913,22 @@ def array_megabytes(tree: Any) -> tuple[int, float]:
 class Stepper:
     """Runs the jitted training step on its own state, the way ``fit``'s loop calls it."""
 
-    def __init__(self, train_step: Callable, model: Any, opt_state: Any, system: Any, key: Any):
+    def __init__(self, train_step: Callable, params: Any, opt_state: Any, system: Any, key: Any):
         import jax.numpy as jnp
 
         # Onto the step's devices once, as fit does.
-        model, opt_state, system = train_step.place((model, opt_state, system))
+        params, opt_state, system = train_step.place((params, opt_state, system))
         self.train_step, self.system, self.key = train_step, system, key
-        self.model, self.opt_state, self.stats = model, opt_state, None
+        self.params, self.opt_state, self.stats = params, opt_state, None
         self.step = 0
         self._as_step = lambda step: jnp.asarray(step, jnp.int32)
 
     def __call__(self) -> tuple[Any, Any, Any]:
-        """Dispatch one step (without waiting for it) and return ``(model, opt_state, stats)``."""
+        """Dispatch one step (without waiting for it) and return ``(params, opt_state, stats)``."""
         out = self.train_step(
-            self.model, self.opt_state, self.system, self._as_step(self.step), self.key
+            self.params, self.opt_state, self.system, self._as_step(self.step), self.key
         )
-        self.model, self.opt_state, self.stats = out
+        self.params, self.opt_state, self.stats = out
         self.step += 1
         return out
 
@@ -954,6 +954,7 @@ def build_step_case(
     from nstm.systems.dpc import DPC
     from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
     from nstm.training import make_fit_step
+    from nstm.training.engine import initial_params
 
     config = with_overrides(preset(preset_name), overrides)
     train = config.train
@@ -973,7 +974,7 @@ def build_step_case(
 
     (train_step, opt_state, key), optimizer_s = timed(lambda: make_fit_step(model, system, train))
     frames_per_step = train.frames_per_step or system.num_measurements
-    stepper = Stepper(train_step, model, opt_state, system, key)
+    stepper = Stepper(train_step, initial_params(model, system, train), opt_state, system, key)
     params, params_mb = array_megabytes(model)
     renders = int(system.render_times.shape[1])
     return stepper, {

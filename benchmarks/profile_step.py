@@ -39,6 +39,7 @@ from nstm.runs import build_model
 from nstm.systems.dpc import DPC
 from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
 from nstm.training import make_fit_step, make_optimizer
+from nstm.training.engine import initial_params
 
 
 def timeit(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -162,7 +163,7 @@ def main() -> None:
     n = coords.shape[0]
     if args.trace:
         train_step, state, key = make_fit_step(model, system, config.train)
-        placed = train_step.place((model, state, system))
+        placed = train_step.place((initial_params(model, system, config.train), state, system))
         step_index = jnp.asarray(1, jnp.int32)
         train_step.compile(*placed, step_index, key)
         print(f"{args.preset} {h}x{w}: {n} query points per step, {args.repeats} steps traced")
@@ -238,11 +239,11 @@ def main() -> None:
     )
     rows.append(("DPC forward model + loss", timeit(lambda: dl(scenes), args.repeats)))
     train_step, state, key = make_fit_step(model, system, config.train)
-    opt = make_optimizer(model, config.train)
-    params = eqx.filter(model, eqx.is_array)
+    opt = make_optimizer(config.train)
+    params = eqx.filter(initial_params(model, system, config.train), eqx.is_array)
     upd = eqx.filter_jit(lambda g, s: opt.update(g, s, params))
     rows.append(("optimizer update", timeit(lambda: upd(params, state), args.repeats)))
-    placed = train_step.place((model, state, system))  # onto the step's devices once, as fit does
+    placed = train_step.place((initial_params(model, system, config.train), state, system))
     full = timeit(lambda: train_step(*placed, jnp.asarray(1, jnp.int32), key), args.repeats)
     print(f"{args.preset} {h}x{w}: {n} query points per step")
     print(f"  {'part':<40} {'per call':>10} {'first call more':>16}")

@@ -22,7 +22,13 @@ from nstm.training import (
     make_fit_step,
 )
 from nstm.training.checkpoint import FORMAT_VERSION
-from nstm.training.engine import data_parallel_devices, make_optimizer, make_train_step
+from nstm.training.engine import (
+    _field_mask,
+    data_parallel_devices,
+    initial_params,
+    make_optimizer,
+    make_train_step,
+)
 
 CONFIG = ModelConfig(
     scene=FieldConfig(coarsest_cell_px=8.0, finest_cell_px=2.0, log2_table_size=12, mlp_width=16),
@@ -34,6 +40,7 @@ class Snapshots(AbstractImagingSystem):
     """Measurement m is the scene at time t_m itself (a denoising toy system)."""
 
     channels: ClassVar[tuple[str, ...]] = ("value",)
+    per_measurement: ClassVar[tuple[str, ...]] = ("frames", "times")
     frames: jnp.ndarray
     times: jnp.ndarray
 
@@ -208,7 +215,8 @@ def test_step_compiled_ahead_with_compiler_options_matches_first_call_compile():
     results = []
     for options in (None, {"xla_cpu_enable_fast_math": False}):
         step, opt_state, key = make_fit_step(model, system, TrainConfig(steps=5))
-        args = (model, opt_state, system, jnp.asarray(1, jnp.int32), key)
+        params = initial_params(model, system, TrainConfig(steps=5))
+        args = (params, opt_state, system, jnp.asarray(1, jnp.int32), key)
         if options is not None:
             step.compile(*args, compiler_options=options)
         results.append(step(*args)[2]["loss"])
@@ -232,7 +240,8 @@ def test_compiled_step_names_its_components_for_profiles(without_persistent_cach
     model, system = make_problem()
     step, opt_state, key = make_fit_step(model, system, TrainConfig(steps=5))
     assert step.as_text() is None  # not compiled yet
-    step.compile(model, opt_state, system, jnp.asarray(1, jnp.int32), key)
+    params = initial_params(model, system, TrainConfig(steps=5))
+    step.compile(params, opt_state, system, jnp.asarray(1, jnp.int32), key)
     op_names = " ".join(re.findall(r'op_name="([^"]*)"', step.as_text()))
     for scope in ("motion", "scene", "system", "optimizer", "_encode", "_forward"):
         assert re.search(rf"\b{scope}\b", op_names), scope
@@ -252,13 +261,23 @@ def test_the_suite_has_two_cpu_devices():
     assert len(data_parallel_devices(4)) == 2
 
 
-@pytest.mark.parametrize(("frames_per_step", "chunk_points"), [(4, None), (2, None), (4, 100)])
-def test_step_split_across_devices_matches_one_device(frames_per_step, chunk_points):
+@pytest.mark.parametrize(
+    ("frames_per_step", "chunk_points", "divide"),
+    [(4, None, False), (2, None, False), (4, 100, False), (4, None, True), (2, None, True)],
+)
+def test_step_split_across_devices_matches_one_device(frames_per_step, chunk_points, divide):
+    """Split across two devices, with every array on both or the measurements' rows divided
+    between them, a step computes what one device computes (for a full batch; a partial one
+    draws its measurements per device when divided, so the draws differ and only the loss
+    scale is compared)."""
     model, system = make_problem(frames=4)
     config = TrainConfig(steps=10, frames_per_step=frames_per_step, scene_lr=2e-2)
-    optimizer = make_optimizer(model, config)
+    params = initial_params(model, system, config)
+    optimizer = make_optimizer(config)
     results = []
     for devices in (jax.devices("cpu")[:1], jax.devices("cpu")[:2]):
+        split = divide and len(devices) > 1
+        mask = _field_mask(system, ("frames", "times") if split else ())
         step = make_train_step(
             optimizer,
             num_measurements=4,
@@ -266,20 +285,31 @@ def test_step_split_across_devices_matches_one_device(frames_per_step, chunk_poi
             anneal_steps=5,
             chunk_points=chunk_points,
             devices=devices,
+            system_split=mask,
         )
-        sharding = jax.sharding.NamedSharding(
-            jax.sharding.Mesh(np.asarray(devices), ("batch",)), jax.sharding.PartitionSpec()
+        mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+        whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+        state = jax.device_put((params, optimizer.init(eqx.filter(params, eqx.is_array))), whole)
+        sys_ = eqx.tree_at(
+            lambda s: (s.frames, s.times),
+            system,
+            tuple(
+                jax.device_put(x, rows if split else whole) for x in (system.frames, system.times)
+            ),
         )
-        state = jax.device_put(
-            (model, optimizer.init(eqx.filter(model, eqx.is_array)), system), sharding
-        )
-        m, opt_state, sys_ = state
+        if split:  # each device holds two of the four frames
+            assert {s.data.shape for s in sys_.frames.addressable_shards} == {(2, 16, 16)}
+        p, opt_state = state
         losses = []
         for i in range(3):
-            m, opt_state, stats = step(m, opt_state, sys_, jnp.asarray(i), jax.random.key(1))
+            p, opt_state, stats = step(p, opt_state, sys_, jnp.asarray(i), jax.random.key(1))
             losses.append(float(stats["loss"]))
-        results.append((losses, leaves(m), stats))
+        results.append((losses, leaves(p[0]), stats))
     (one_losses, one_params, one_stats), (two_losses, two_params, two_stats) = results
+    if divide and frames_per_step < 4:
+        np.testing.assert_allclose(two_losses[0], one_losses[0], rtol=0.5)
+        return
     np.testing.assert_allclose(two_losses, one_losses, rtol=1e-5)
     for key in ("data", "reg"):
         np.testing.assert_allclose(float(two_stats[key]), float(one_stats[key]), rtol=1e-5)
@@ -287,11 +317,25 @@ def test_step_split_across_devices_matches_one_device(frames_per_step, chunk_poi
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
+def test_fit_divides_the_measurements_rows_and_trains_on_partial_batches():
+    """fit divides a system's per-measurement arrays between the two devices (each holds two of
+    the four frames) and, drawing one frame per device per step, still fits all four."""
+    model, system = make_problem(frames=4)
+    config = TrainConfig(steps=60, frames_per_step=2, scene_lr=2e-2, log_every=60)
+    train_step, opt_state, key = make_fit_step(model, system, config)
+    placed = train_step.place((initial_params(model, system, config), opt_state, system))
+    assert {s.data.shape for s in placed[2].frames.addressable_shards} == {(2, 16, 16)}
+    result = fit(model, system, config, progress=False)
+    rendered = np.asarray(result.model.render(system.times, alpha=1.0))[..., 0]
+    errors = np.mean((rendered - np.asarray(system.frames)) ** 2, axis=(1, 2))
+    assert np.all(errors < 0.1 * np.mean(np.asarray(system.frames) ** 2)), errors
+
+
 def test_split_step_needs_a_batch_the_devices_divide():
     model, _ = make_problem()
     with pytest.raises(ValueError, match="multiple of the number of devices"):
         make_train_step(
-            make_optimizer(model, TrainConfig()),
+            make_optimizer(TrainConfig()),
             num_measurements=4,
             frames_per_step=3,
             anneal_steps=5,
@@ -303,7 +347,8 @@ def test_fit_splits_steps_and_returns_the_model_on_one_device():
     model, system = make_problem()
     train_step, opt_state, _ = make_fit_step(model, system, TrainConfig(steps=3))
     assert len(train_step.devices) == 2
-    placed = train_step.place((model, opt_state, system))
+    params = initial_params(model, system, TrainConfig(steps=3))
+    placed = train_step.place((params, opt_state, system))
     for x in jax.tree_util.tree_leaves(eqx.filter(placed, eqx.is_array)):
         assert len(x.devices()) == 2
     # Placing what is already placed (every step's arguments) passes the arrays through.

@@ -17,7 +17,8 @@ import pytest
 from nstm.config import ModelConfig
 from nstm.model.spacetime import make_model
 from nstm.optics import pupil
-from nstm.presets import PRESETS, preset
+from nstm.presets import available_presets, preset
+from nstm.systems import get_system
 from nstm.runs import RunConfig, build_model
 from nstm.systems.dpc import DPC, DPCConfig
 from nstm.systems.dpc.optics import transfer_functions
@@ -236,12 +237,14 @@ def test_paper_optimizer_is_the_publications_adam(paper):
         ]
         for _ in range(3)
     ]
-    optimizer = make_optimizer(model, config.train)
-    state = optimizer.init(params)
+    optimizer = make_optimizer(config.train)
+    state = optimizer.init((params, None))
     got = []
     for grads in gradients:
-        updates, state = optimizer.update(jax.tree_util.tree_unflatten(treedef, grads), state)
-        got.append(updates)
+        updates, state = optimizer.update(
+            (jax.tree_util.tree_unflatten(treedef, grads), None), state
+        )
+        got.append(updates[0])
 
     for name in lr:
         grads = [flat(jax.tree_util.tree_unflatten(treedef, g), name) for g in gradients]
@@ -335,7 +338,8 @@ def test_default_scene_finest_cell_follows_the_dpc_bandwidth(data):
 
 
 def test_preset_names():
-    assert sorted(PRESETS) == ["default", "paper"]
+    assert sorted(available_presets(get_system("dpc"))) == ["default", "paper"]
+    assert sorted(available_presets(get_system("motion-blur"))) == ["default"]
     with pytest.raises(ValueError, match="unknown preset"):
         preset("nope")
     # "default" is the library's defaults as they stand; "paper" changes every section.

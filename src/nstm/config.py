@@ -16,11 +16,12 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import yaml
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 class _Loader(yaml.SafeLoader):
@@ -144,6 +145,9 @@ class TrainConfig:
     """Initial learning rate of the scene network."""
     motion_lr: float = 8e-3
     """Initial learning rate of the motion network."""
+    system_lr: float = 0.0
+    """Initial learning rate of the imaging system's trainable parameters (e.g. modulation
+    depths, a pupil aberration; see the system's ``trainable``); 0 keeps them frozen."""
     final_lr_fraction: float = 0.1
     """Both learning rates decay exponentially to this fraction of their initial value over
     the schedule, and stay there."""
@@ -168,6 +172,18 @@ class RenderConfig:
     """Query points per chunk when rendering, which bounds memory."""
     video_format: Literal["gif", "mp4"] = "gif"
     """Container of the interpolated video."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Generic[S]):
+    """Everything that defines a reconstruction."""
+
+    system: S
+    """Parameters of the imaging system (its spec's ``config_cls``, e.g.
+    nstm.systems.dpc.DPCConfig)."""
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    render: RenderConfig = RenderConfig()
 
 
 def to_dict(config: Any) -> dict[str, Any]:

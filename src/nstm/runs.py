@@ -24,33 +24,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import jax
 import numpy as np
 import yaml
 
-from .config import ModelConfig, RenderConfig, TrainConfig, from_dict, parse_yaml, to_dict
+from .config import ModelConfig, RenderConfig, RunConfig, from_dict, parse_yaml, to_dict
 from .io.outputs import save_comparison_figure, save_motion_figure, save_tiff, save_video
 from .metrics import motion_error, psnr_per_frame
 from .model.spacetime import SpaceTimeModel, make_model, motion_fields, render_scenes
 from .systems.base import AbstractImagingSystem
 from .systems.registry import SystemSpec, get_system
 from .training.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoint_header
-from .training.engine import FitResult, fit, make_fit_step, validate_train_config
-
-S = TypeVar("S")
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig(Generic[S]):
-    """Everything that defines a reconstruction."""
-
-    system: S
-    """Parameters of the imaging system (for DPC: nstm.systems.dpc.DPCConfig)."""
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    render: RenderConfig = RenderConfig()
+from .training.engine import (
+    FitResult,
+    fit,
+    initial_params,
+    make_fit_step,
+    validate_train_config,
+    with_params,
+)
 
 
 def load_run_config(path: str | Path, system_config_cls: type, *, base=None) -> RunConfig:
@@ -78,7 +72,7 @@ def build_model(system: AbstractImagingSystem, config: ModelConfig, seed: int) -
         config,
         grid_shape=tuple(system.grid_shape),
         channels=len(system.channels),
-        bandwidth_cycles_per_px=float(system.bandwidth_cycles_per_px),
+        bandwidth_cycles_per_px=system.bandwidth_cycles_per_px,
         num_times=len(np.unique(np.asarray(system.render_times))),
         key=jax.random.key(seed),
     )
@@ -100,6 +94,7 @@ RUN_FILES = (
     "motion.png",
     "loss.png",
     "motion.tif",
+    "system_parameters.npz",
 )
 _RUN_PATTERNS = ("reconstruction_*.tif", "baseline_*.tif", "video_*.gif", "video_*.mp4")
 # Fields of the run config that a resumed run may change: they steer training from the current
@@ -298,6 +293,7 @@ def reconstruct(
         _write_text_atomic(out / "run.yaml", yaml.safe_dump(info, sort_keys=False))
     _write_text_atomic(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     result = fit(model, system, config.train, run_dir=out, resume=resume, progress=progress)
+    system = result.system  # with its trained parameters, if any
     start = time.perf_counter()
     if progress:
         print(f"writing the outputs to {out}/ ...", file=sys.stderr, flush=True)
@@ -365,9 +361,9 @@ def load_run(run_dir: str | Path) -> tuple[SpaceTimeModel, AbstractImagingSystem
     system = spec.load(Path(info["data"]), config.system)
     model = build_model(system, config.model, config.train.seed)
     _, opt_state, _ = make_fit_step(model, system, config.train)
-    like = (model, opt_state)
-    (model, _), _, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, like)
-    return model, system, config
+    like = (initial_params(model, system, config.train), opt_state)
+    ((model, system_params), _), _, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, like)
+    return model, with_params(system, system_params), config
 
 
 def write_baseline(out: str | Path, system: AbstractImagingSystem) -> dict[str, np.ndarray]:
@@ -397,7 +393,7 @@ def write_outputs(
     """Render at the measurement times and write arrays, TIFFs, figures and the video."""
     out = Path(out)
     chunk = config.render.chunk_points
-    times = np.asarray(system.measurement_times, np.float32)
+    times = np.asarray(system.output_times, np.float32)
     recon = system.outputs(render_scenes(model, times, chunk_points=chunk))
     motion = motion_fields(model, times, chunk_points=chunk)[(slice(None), *system.fov)]
     np.savez(out / "reconstruction.npz", **recon, motion=motion, times=times)
@@ -416,6 +412,9 @@ def write_outputs(
     save_comparison_figure(
         out / "comparison.png", panels, channels=system.channels, title="NSTM vs conventional"
     )
+    if config.train.system_lr > 0 and system.trainable:
+        trained = {name: np.asarray(getattr(system, name)) for name in system.trainable}
+        np.savez(out / "system_parameters.npz", **trained)
     write_video(out, system, model, config)
     if history:
         _plot_loss(out / "loss.png", history)

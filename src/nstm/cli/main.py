@@ -3,9 +3,9 @@
     nstm reconstruct SYSTEM DATA --out RUN [--preset NAME] [--config FILE] [--steps N]
                                            [--resume] [--overwrite] [--quiet]
     nstm baseline SYSTEM DATA --out DIR [--config FILE] [--overwrite]
-    nstm simulate SYSTEM --out DIR [--sim.shape H W] [--sim.phantom NAME] ... [--overwrite]
+    nstm simulate SYSTEM --out DIR [--sim.FIELD VALUE ...] [--overwrite]
     nstm render RUN [--frames N]
-    nstm demo [--out DIR] [--steps N] [--size N] [--phantom NAME] [--overwrite]
+    nstm demo [SYSTEM] [--out DIR] [--steps N] [--size N] [--phantom NAME] [--overwrite]
 
 Every field of the run config is also a flag (--train.scene-lr 3e-3,
 --model.scene.mlp-width 128, --system.pad-px 32; see nstm reconstruct dpc --help).
@@ -33,6 +33,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import tyro
@@ -55,9 +56,7 @@ from ..runs import (
     write_baseline,
     write_video,
 )
-from ..systems.dpc import best_tikhonov_reg
-from ..systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
-from ..systems.registry import available_systems, get_system
+from ..systems.registry import DemoReport, SystemSpec, available_systems, get_system
 from ..training.engine import NonFiniteLossError, TrainingInterrupted
 
 USAGE = __doc__
@@ -77,9 +76,11 @@ def _run_parser(command: str, system: str) -> argparse.ArgumentParser:
         add_help=False,  # --help is handled in _parse_run: it also lists the config flags
         description="Options below, plus every run-config field as a flag (listed after them).",
     )
-    p.add_argument("data", type=Path, help="measurements: .npz (keys img, s, ...) or TIFF stack")
+    spec = get_system(system)
+    p.add_argument("data", type=Path, help=spec.data_help)
     p.add_argument("--out", type=Path, required=True, help="the run folder")
-    p.add_argument("--preset", help=f"one of {sorted(presets.PRESETS)} (default: default)")
+    names = sorted(presets.available_presets(spec))
+    p.add_argument("--preset", help=f"one of {names} (default: default)")
     p.add_argument("--config", type=Path, help="YAML run config (overrides the preset)")
     p.add_argument("--steps", type=int, help="optimizer steps (same as --train.steps)")
     p.add_argument(
@@ -210,14 +211,17 @@ def cmd_baseline(argv: list[str]) -> int:
     return 0
 
 
+Sim = TypeVar("Sim")
+
+
 @dataclasses.dataclass(frozen=True)
-class SimulateArgs:
+class SimulateArgs(Generic[Sim]):
     """Simulate a moving sample and write the data layout that nstm reconstruct reads."""
 
     out: Path
     """Folder to write: data.npz (the input layout), truth.npz (ground truth) and
     simulation.yaml (these settings)."""
-    sim: DPCSimulationConfig = DPCSimulationConfig()
+    sim: Sim
     overwrite: bool = False
     """Replace data.npz, truth.npz and simulation.yaml if the folder holds them."""
 
@@ -225,32 +229,42 @@ class SimulateArgs:
 _SIMULATION_FILES = ("data.npz", "truth.npz", "simulation.yaml")
 
 
+def _simulation(spec: SystemSpec, command: str):
+    if spec.simulation is None:
+        raise ValueError(f"nstm {command}: the {spec.name!r} system has no simulator")
+    return spec.simulation
+
+
 def cmd_simulate(argv: list[str]) -> int:
     system, argv = _system_arg("simulate", argv)
-    if system != "dpc":
-        raise ValueError(f"nstm simulate supports 'dpc' so far, got {system!r}")
-    args = tyro.cli(SimulateArgs, args=argv, prog="nstm simulate dpc")
-    data_path, truth_path = simulate_to(args.out, args.sim, overwrite=args.overwrite)
+    spec = get_system(system)
+    simulation = _simulation(spec, "simulate")
+    cls = simulation.config_cls
+    args = tyro.cli(
+        SimulateArgs[cls],
+        args=argv,
+        prog=f"nstm simulate {system}",
+        default=SimulateArgs(out=tyro.MISSING, sim=cls()),
+    )
+    data_path, truth_path = simulate_to(spec, args.out, args.sim, overwrite=args.overwrite)
     print(f"wrote {data_path} and {truth_path}")
     return 0
 
 
-def simulate_to(
-    out: Path, sim: DPCSimulationConfig, *, overwrite: bool = False
-) -> tuple[Path, Path]:
-    """Simulate and write ``data.npz``, ``truth.npz`` and ``simulation.yaml`` into ``out``.
+def simulate_to(spec: SystemSpec, out: Path, sim, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """Simulate with ``spec``'s simulator and write ``data.npz``, ``truth.npz`` and
+    ``simulation.yaml`` into ``out``.
 
     Refuses a folder that holds any of them unless ``overwrite``; checks that it is writable
     before simulating, and moves the files into place only when all are written.
     """
-    from ..systems.dpc.data import save_dpc
-
+    simulation = _simulation(spec, "simulate")
     out = check_writable(out)
     if not overwrite:
         refuse_overwrite([out / n for n in _SIMULATION_FILES if (out / n).exists()], str(out))
-    data, truth = simulate_dpc(sim)
+    data, truth = simulation.simulate(sim)
     with staged_outputs(out) as staging:
-        save_dpc(staging / "data.npz", data)
+        simulation.save(staging / "data.npz", data)
         np.savez(staging / "truth.npz", **truth)
         (staging / "simulation.yaml").write_text(yaml.safe_dump(to_dict(sim), sort_keys=False))
     return out / "data.npz", out / "truth.npz"
@@ -288,10 +302,11 @@ class DemoArgs:
     steps: int | None = None
     """Optimizer steps (default: the default preset's)."""
     size: int = 256
-    """Field of view, pixels per side (at least 32)."""
-    phantom: str = DPCSimulationConfig.phantom
-    """Simulated sample (see nstm simulate dpc --help); cells is a weak phase object (up to
-    2 rad), for which the linear DPC model that both reconstructions use holds."""
+    """Field of view, pixels per side."""
+    phantom: str | None = None
+    """Simulated sample (default: the system's; see nstm simulate SYSTEM --help). For DPC the
+    default, cells, is a weak phase object (up to 2 rad), for which the linear DPC model that
+    both reconstructions use holds."""
     overwrite: bool = False
     """Replace a previous demo's data and run in --out instead of refusing."""
     quiet: bool = False
@@ -300,19 +315,24 @@ class DemoArgs:
 
 # The demo scores without this many pixels at each edge (at most an eighth of the size).
 _DEMO_BORDER_PX = 16
-_DEMO_MIN_SIZE = 32
 
 
 def cmd_demo(argv: list[str]) -> int:
-    args = tyro.cli(DemoArgs, args=argv, prog="nstm demo")
-    if args.size < _DEMO_MIN_SIZE:
-        raise ValueError(f"--size: expected at least {_DEMO_MIN_SIZE} pixels, got {args.size}")
+    system = "dpc"  # the default: nstm demo [SYSTEM] [options]
+    if argv and not argv[0].startswith("-"):
+        system, argv = _system_arg("demo", argv)
+    spec = get_system(system)
+    if spec.demo is None or spec.simulation is None:
+        raise ValueError(f"nstm demo: the {system!r} system has no demo")
+    args = tyro.cli(DemoArgs, args=argv, prog=f"nstm demo {system}")
+    if args.size < spec.demo.min_size:
+        raise ValueError(f"--size: expected at least {spec.demo.min_size} pixels, got {args.size}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected at least 1, got {args.steps}")
     start = time.perf_counter()
-    sim = DPCSimulationConfig(shape=(args.size, args.size), phantom=args.phantom)
+    sim = spec.demo.simulation(args.size, args.phantom)
     run = args.out / "run"
-    config = presets.preset("default", "dpc")
+    config = presets.preset("default", system)
     if args.steps is not None:
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, steps=args.steps)
@@ -321,46 +341,33 @@ def cmd_demo(argv: list[str]) -> int:
     if not args.overwrite:  # before simulating: a refusal must not cost the user minutes
         data_files = [args.out / "data" / n for n in _SIMULATION_FILES]
         refuse_overwrite([p for p in data_files if p.exists()] + run_files(run), str(args.out))
-    print(
-        f"simulating a {sim.frames} x {args.size} x {args.size} DPC sample "
-        f"({sim.phantom}, {sim.motion} motion up to {sim.max_displacement_px} px, Abbe, shot noise)"
-    )
-    data_path, _ = simulate_to(args.out / "data", sim, overwrite=args.overwrite)
+    print(f"simulating {spec.simulation.describe(sim)}")
+    data_path, _ = simulate_to(spec, args.out / "data", sim, overwrite=args.overwrite)
     truth = dict(np.load(args.out / "data" / "truth.npz"))
-    reconstruct("dpc", data_path, run, config, overwrite=args.overwrite, progress=not args.quiet)
-    border = min(_DEMO_BORDER_PX, args.size // 8)
-    metrics = evaluate(run, truth, ("absorption", "phase"), border=border)
-    # The conventional reconstruction at its best weight, found with the truth (an oracle a user
-    # does not have), beside the weight nstm chose from the data.
-    system = get_system("dpc").load(data_path, config.system)
-    info = system.baseline_info()
-    best_reg, best_phase = best_tikhonov_reg(system, truth["phase"], border=border)
-    metrics.update(
-        baseline_reg=info["reg_phase"],
-        baseline_reg_chosen_by=info["chosen_by"],
-        tuned_baseline_reg=best_reg,
-        tuned_baseline_phase_psnr=best_phase.tolist(),
+    _, system_obj, _ = reconstruct(
+        system, data_path, run, config, overwrite=args.overwrite, progress=not args.quiet
     )
+    border = min(_DEMO_BORDER_PX, args.size // 8)
+    channels = tuple(c for c in system_obj.channels if c in truth)
+    metrics = evaluate(run, truth, channels, border=border)
+    report = spec.demo.report(system_obj, truth, border) if spec.demo.report else DemoReport()
+    metrics.update(report.metrics)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    by = info["chosen_by"]
-    origin = "the config" if by == "config" else f"the data by {str(by).upper()}"
-    chosen = f"conventional, weight {info['reg_phase']:.1e} chosen from {origin}"
-    rows = {
-        "phase PSNR per frame (dB)": [
-            ("NSTM", metrics["nstm_phase_psnr"]),
-            (chosen, metrics["baseline_phase_psnr"]),
-            (f"conventional at its best weight, {best_reg:.1e} (found with the truth)", best_phase),
-        ],
-        "absorption PSNR per frame (dB)": [
-            ("NSTM", metrics["nstm_absorption_psnr"]),
-            (chosen, metrics["baseline_absorption_psnr"]),
-        ],
-    }
+    baseline_label = report.baseline_label or "conventional"
+    rows: dict[str, list] = {}
+    for name in channels:
+        rows[f"{name} PSNR per frame (dB)"] = [("NSTM", metrics[f"nstm_{name}_psnr"])]
+        if f"baseline_{name}_psnr" in metrics:
+            rows[f"{name} PSNR per frame (dB)"].append(
+                (baseline_label, metrics[f"baseline_{name}_psnr"])
+            )
     if "nstm_motion_epe_px" in metrics:
         rows["motion error per frame (px)"] = [
             ("NSTM", metrics["nstm_motion_epe_px"]),
             ("assuming no motion", metrics["no_motion_epe_px"]),
         ]
+    for title, extra in report.rows.items():
+        rows.setdefault(title, []).extend(extra)
     width = max(len(label) for lines in rows.values() for label, _ in lines)
     for title, lines in rows.items():
         print(title)

@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from .. import host_random
 from ..config import FieldConfig, ModelConfig
@@ -104,31 +104,48 @@ class SpaceTimeModel(eqx.Module):
         return result
 
     def _lattice_displacement(
-        self, times: Float[Array, " times"], alpha
-    ) -> Float[Array, "ndim times *grid"]:
-        """Displacement at every grid point, component-major: the network on the lattice,
-        then separable interpolation (equal to :meth:`displacement` at grid points, far
-        cheaper). Component-major keeps each axis's displacement contiguous, so the encodings
-        read it without a transpose."""
+        self,
+        times: Float[Array, " times"],
+        alpha,
+        origins: Int[Array, "times ndim"] | None = None,
+        box: tuple[int, ...] | None = None,
+    ) -> Float[Array, "ndim times *box"]:
+        """Displacement at every grid point (or every point of the box of shape ``box`` from
+        each time's origin), component-major: the network on the lattice, then separable
+        interpolation (equal to :meth:`displacement` at grid points, far cheaper).
+        Component-major keeps each axis's displacement contiguous, so the encodings read it
+        without a transpose."""
         stride = self.motion_stride_px
         nodes = _lattice_nodes(self.grid_shape, stride)
         lattice = _grid_points(nodes, spacing=stride)
+        num_times = times.shape[0]
         # One flat batch of (node, time) queries: a vmap over times would trace every
         # operation of the networks through the batching interpreter (~1 s of tracing).
         values = self.motion_network(
-            jnp.tile(lattice, (times.shape[0], 1)), jnp.repeat(times, lattice.shape[0]), alpha=alpha
+            jnp.tile(lattice, (num_times, 1)), jnp.repeat(times, lattice.shape[0]), alpha=alpha
         )
         with jax.named_scope("motion"):
-            # (times, *nodes, ndim) -> (ndim * times, *nodes): one batch of small grids.
-            values = jnp.moveaxis(values.reshape(times.shape[0], *nodes, self.ndim), -1, 0)
-            values = values.reshape(-1, *nodes)
-            for axis, (n, k) in enumerate(zip(self.grid_shape, nodes, strict=True)):
-                matrix = jnp.asarray(_interpolation_matrix(n, k, stride))  # (n, k)
-                # Contract grid axis `axis` (at position axis + 1), keeping the axis order.
+            values = jnp.moveaxis(values.reshape(num_times, *nodes, self.ndim), -1, 0)
+            if origins is None:
+                # (ndim, times, *nodes) -> (ndim * times, *nodes): one batch of small grids.
+                values = values.reshape(-1, *nodes)
+                for axis, (n, k) in enumerate(zip(self.grid_shape, nodes, strict=True)):
+                    matrix = jnp.asarray(_interpolation_matrix(n, k, stride))  # (n, k)
+                    # Contract grid axis `axis` (at position axis + 1), keeping the axis order.
+                    values = jnp.moveaxis(
+                        jnp.tensordot(values, matrix, axes=(axis + 1, 1)), -1, axis + 1
+                    )
+                return values.reshape(self.ndim, num_times, *self.grid_shape)
+            # Each time's box: the rows of the interpolation matrices from its origin.
+            for axis, (n, k, b) in enumerate(zip(self.grid_shape, nodes, box, strict=True)):
+                matrix = jnp.asarray(_interpolation_matrix(n, k, stride))
+                rows = matrix[origins[:, axis, None] + jnp.arange(b)]  # (times, b, k)
                 values = jnp.moveaxis(
-                    jnp.tensordot(values, matrix, axes=(axis + 1, 1)), -1, axis + 1
+                    jnp.einsum("dt...k,tbk->dt...b", jnp.moveaxis(values, axis + 2, -1), rows),
+                    -1,
+                    axis + 2,
                 )
-            return values.reshape(self.ndim, times.shape[0], *self.grid_shape)
+            return values
 
     def canonical(
         self, coords: Float[Array, "*batch ndim"], *, alpha=None
@@ -153,8 +170,10 @@ class SpaceTimeModel(eqx.Module):
         *,
         alpha=None,
         chunk_points: int | None = None,
+        origins: Int[ArrayLike, "times ndim"] | None = None,
+        box: Sequence[int] | None = None,
     ) -> Float[Array, "times *grid channels"]:
-        """Render the whole grid at each time (the training path, differentiable).
+        """Render the grid, or a box of it, at each time (the training path, differentiable).
 
         Parameters
         ----------
@@ -167,21 +186,39 @@ class SpaceTimeModel(eqx.Module):
             chunk's activations in the backward pass instead of storing them: memory is then
             bounded by the chunk rather than the grid (about 0.75 KB per query point otherwise).
             None evaluates everything at once.
+        origins : (T, ndim) int array_like, optional
+            Grid index of the first pixel of each time's box (with ``box``); the box must lie
+            within the grid. None renders the whole grid.
+        box : sequence of int, optional
+            Shape of the boxes (static), with ``origins``.
 
         Returns
         -------
-        (T, *grid_shape, channels) array
+        (T, *grid_shape, channels) array, or (T, *box, channels) with ``origins``
         """
         times = jnp.asarray(times, jnp.float32)
-        grid = self.grid_coords()
-        num_times, num_points = times.shape[0], grid.shape[0]
+        num_times = times.shape[0]
+        if origins is None:
+            shape = self.grid_shape
+            grid = self.grid_coords()
+            coords = jnp.tile(grid, (num_times, 1))
+        else:
+            if box is None or len(box) != self.ndim:
+                raise ValueError(f"box: expected {self.ndim} sizes with origins, got {box!r}")
+            shape = tuple(int(b) for b in box)
+            if any(b > n for b, n in zip(shape, self.grid_shape, strict=True)):
+                raise ValueError(f"box: {shape} does not fit in the grid {self.grid_shape}")
+            origins = jnp.asarray(origins, jnp.int32).reshape(num_times, self.ndim)
+            grid = _grid_points(shape)
+            coords = (grid[None] + origins[:, None].astype(jnp.float32)).reshape(-1, self.ndim)
+        num_points = grid.shape[0]
         total = num_times * num_points
-        coords = jnp.tile(grid, (num_times, 1))
         t = jnp.repeat(times, num_points)
         on_lattice = self.motion_stride_px > 1
         if on_lattice:
             # Motion is cheap on the lattice: warp every point first, then query the scene.
-            displacement = self._lattice_displacement(times, alpha).reshape(self.ndim, total)
+            displacement = self._lattice_displacement(times, alpha, origins, shape)
+            displacement = displacement.reshape(self.ndim, total)
             coords = jnp.stack([coords[:, d] + displacement[d] for d in range(self.ndim)], -1)
 
         def query(c, tc):
@@ -203,7 +240,7 @@ class SpaceTimeModel(eqx.Module):
                 (coords.reshape(chunks, chunk_points, self.ndim), t.reshape(chunks, chunk_points)),
             )
             values = values.reshape(-1, self.channels)[:total]
-        return values.reshape(num_times, *self.grid_shape, self.channels)
+        return values.reshape(num_times, *shape, self.channels)
 
 
 def _grid_points(shape: tuple[int, ...], spacing: float = 1.0) -> Float[Array, "points ndim"]:
@@ -371,7 +408,7 @@ def make_model(
     *,
     grid_shape: Sequence[int],
     channels: int,
-    bandwidth_cycles_per_px: float = 0.5,
+    bandwidth_cycles_per_px: float | Sequence[float] = 0.5,
     num_times: int = 2,
     key: PRNGKeyArray,
 ) -> SpaceTimeModel:
@@ -384,10 +421,11 @@ def make_model(
         The rendered grid, ``(H, W)`` or ``(Z, H, W)`` pixels.
     channels : int
         Scene channels (from the imaging system).
-    bandwidth_cycles_per_px : float
-        Highest spatial frequency the system transmits. Unless ``config.scene.finest_cell_px``
-        is set, the scene's finest cell is ``1 / (2 * bandwidth)`` pixels (at least 1), so the
-        encoding can represent everything the system passes.
+    bandwidth_cycles_per_px : float or sequence of float
+        Highest spatial frequency the system transmits, one value or one per axis. Unless
+        ``config.scene.finest_cell_px`` is set, the scene's finest cell along each axis is
+        ``1 / (2 * bandwidth)`` pixels (at least 1), so the encoding can represent everything
+        the system passes.
     num_times : int
         Number of distinct render times; sets the motion's default temporal resolution.
     key : PRNGKeyArray
@@ -402,14 +440,21 @@ def make_model(
     k_se, k_sm, k_me, k_mm = host_random.split(key, 4)
 
     scene = config.scene
-    finest_cell = scene.finest_cell_px
-    if finest_cell is None:
-        finest_cell = 1.0 / (2.0 * min(max(bandwidth_cycles_per_px, 1e-6), 0.5))
+    if scene.finest_cell_px is not None:
+        finest_cells = [scene.finest_cell_px] * ndim
+    else:
+        bandwidth = np.broadcast_to(np.asarray(bandwidth_cycles_per_px, np.float64), (ndim,))
+        if not np.all(np.isfinite(bandwidth) & (bandwidth > 0)):
+            raise ValueError(
+                "bandwidth_cycles_per_px: expected positive frequencies in cycles/pixel, one or "
+                f"one per axis of {grid_shape}, got {bandwidth_cycles_per_px!r}"
+            )
+        finest_cells = [1.0 / (2.0 * min(b, 0.5)) for b in bandwidth]
     margins = [scene.bbox_margin_px + scene.bbox_margin_fraction * n for n in grid_shape]
     lo = [-m for m in margins]
     hi = [n - 1 + m for n, m in zip(grid_shape, margins, strict=True)]
     extents = [h - l for l, h in zip(lo, hi, strict=True)]
-    finest = [_cells(e, finest_cell) for e in extents]
+    finest = [_cells(e, c) for e, c in zip(extents, finest_cells, strict=True)]
     base = [min(f, _cells(e, scene.coarsest_cell_px)) for e, f in zip(extents, finest, strict=True)]
     scene_encoding = _make_encoding(scene, lo, hi, base, finest, key=k_se)
     scene_mlp = MLP(

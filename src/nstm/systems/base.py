@@ -8,15 +8,27 @@ scene rendered at ``render_times[m]``, a row of ``R`` times in [-1, 1]:
 * SIM with one time per z-plane: the planes are rendered at their own times;
 * rolling-shutter DiffuserCam or exposure blur: ``R`` time steps integrate into one image.
 
-The engine renders the scene at those times, ``scenes`` of shape ``(R, *grid_shape, channels)``,
-and calls :meth:`AbstractImagingSystem.data_loss`. Systems are Equinox modules: their arrays
-(transfer functions, measurements) are pytree leaves passed into the jitted step, never
-baked-in constants, and ``forward`` is pure.
+The engine renders the scene at those times, ``scenes`` of shape ``(R, *render_shape,
+channels)``, and calls :meth:`AbstractImagingSystem.data_loss`. By default every render is the
+whole grid; a measurement that needs only part of it (a SIM plane: the slab within the PSF's
+axial reach; a tile: its window) gives :attr:`~AbstractImagingSystem.render_origins`, and each
+render is then the box of ``render_shape`` pixels from its origin.
+
+Systems are Equinox modules: their arrays (transfer functions, measurements) are pytree leaves
+passed into the jitted step, never baked-in constants, and ``forward`` is pure. Fields listed in
+``per_measurement`` hold one row per measurement (leading axis); when a step is split across
+devices, each device holds only its share of their rows and calls the methods with indices into
+its share, so every field that is indexed by measurement must be listed there. Fields listed in
+``trainable`` may be trained with the networks (``train.system_lr``; frozen by default).
+
+Package-wide conventions (coordinates, time, units, FFT layouts): ``nstm.conventions``.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar
 
 import equinox as eqx
@@ -34,6 +46,12 @@ class AbstractImagingSystem(eqx.Module):
 
     channels: ClassVar[tuple[str, ...]]
     """Names of the scene channels, e.g. ``("absorption", "phase")``."""
+    channel_units: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Unit of each channel, e.g. ``{"phase": "rad"}`` (figures and metadata)."""
+    per_measurement: ClassVar[tuple[str, ...]] = ()
+    """Array fields whose leading axis indexes the measurements (split across devices)."""
+    trainable: ClassVar[tuple[str, ...]] = ()
+    """Array fields that ``train.system_lr > 0`` trains with the networks."""
 
     @property
     @abc.abstractmethod
@@ -49,9 +67,10 @@ class AbstractImagingSystem(eqx.Module):
 
     @abc.abstractmethod
     def forward(
-        self, scenes: Float[Array, "renders *grid channels"], index: Int[Array, ""]
+        self, scenes: Float[Array, "renders *box channels"], index: Int[Array, ""]
     ) -> Array:
-        """Predict measurement ``index`` from the scene rendered at its ``render_times``."""
+        """Predict measurement ``index`` from the scene rendered at its ``render_times`` (the
+        whole grid, or the boxes of :attr:`render_shape` at its :attr:`render_origins`)."""
 
     @abc.abstractmethod
     def measurement(self, index: Int[Array, ""]) -> Array:
@@ -80,19 +99,44 @@ class AbstractImagingSystem(eqx.Module):
         return np.asarray(self.render_times).mean(axis=1)
 
     @property
-    def bandwidth_cycles_per_px(self) -> float:
-        """Highest spatial frequency (cycles/pixel) the system transmits; sizes the scene's
-        finest encoding level. Defaults to the pixel grid's Nyquist frequency."""
+    def output_times(self) -> np.ndarray:
+        """Times in [-1, 1] at which the reconstruction is written, ``(outputs,)``: by default
+        :attr:`measurement_times` (a DiffuserCam writes one frame per shutter step, SIM one
+        volume per raw stack)."""
+        return self.measurement_times
+
+    @property
+    def render_shape(self) -> tuple[int, ...]:
+        """Shape of each render: :attr:`grid_shape` unless :attr:`render_origins` is given."""
+        return tuple(self.grid_shape)
+
+    @property
+    def render_origins(self) -> Int[Array, "measurements renders ndim"] | None:
+        """Grid index of the first pixel of each render's box of :attr:`render_shape`, or None
+        (the default) to render the whole grid. A field listed in ``per_measurement``."""
+        return None
+
+    @property
+    def bandwidth_cycles_per_px(self) -> float | tuple[float, ...]:
+        """Highest spatial frequency (cycles/pixel) the system transmits, one value or one per
+        grid axis (lateral and axial differ in 3D); sizes the scene's finest encoding level.
+        Defaults to the pixel grid's Nyquist frequency."""
         return 0.5
 
+    @property
+    def spacing_um(self) -> tuple[float, ...] | None:
+        """Physical size of a grid pixel per axis in micrometres, or None if unknown (written
+        into the outputs' metadata)."""
+        return None
+
     def data_loss(
-        self, scenes: Float[Array, "renders *grid channels"], index: Int[Array, ""]
+        self, scenes: Float[Array, "renders *box channels"], index: Int[Array, ""]
     ) -> Float[Array, ""]:
         """Misfit of measurement ``index``; the mean squared error by default."""
         residual = self.forward(scenes, index) - self.measurement(index)
         return jnp.mean(jnp.square(residual))
 
-    def regularization(self, scenes: Float[Array, "renders *grid channels"]) -> Float[Array, ""]:
+    def regularization(self, scenes: Float[Array, "renders *box channels"]) -> Float[Array, ""]:
         """Prior on the rendered scene added to the loss; none by default."""
         del scenes
         return jnp.zeros(())

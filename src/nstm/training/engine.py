@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -78,6 +80,8 @@ class FitResult:
     """Step this call started from (non-zero when resumed)."""
     total_seconds: float | None = None
     """Training wall time over every call of the run (resumed ones included)."""
+    system: AbstractImagingSystem | None = None
+    """The system with its trained parameters (the one given when none are trained)."""
 
 
 def schedule_steps(config: TrainConfig) -> int:
@@ -86,8 +90,12 @@ def schedule_steps(config: TrainConfig) -> int:
     return config.schedule_steps or config.steps
 
 
-def make_optimizer(model: SpaceTimeModel, config: TrainConfig) -> optax.GradientTransformation:
-    """Adam per parameter group (scene, motion), each with its own decaying learning rate.
+def make_optimizer(
+    config: TrainConfig, *, system_trained: bool = False
+) -> optax.GradientTransformation:
+    """Adam per parameter group (scene, motion, and with ``system_trained`` the system's
+    trainable parameters), each with its own decaying learning rate, for the training step's
+    ``(model, system_params)``.
 
     Each group's parameters are updated as one flat vector (``optax.flatten``): the same
     arithmetic as per array, but one fused loop instead of a few per array, which takes
@@ -102,11 +110,47 @@ def make_optimizer(model: SpaceTimeModel, config: TrainConfig) -> optax.Gradient
             optax.adam(schedule, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
         )
 
-    labels = param_labels(eqx.filter(model, eqx.is_array))
-    # The labels tree is a (callable) Module, which optax would call: hand it a function.
-    return optax.multi_transform(
-        {"scene": adam(config.scene_lr), "motion": adam(config.motion_lr)}, lambda _: labels
+    def labels(params):
+        model, system_params = params
+        return param_labels(model), jax.tree.map(lambda _: "system", system_params)
+
+    groups = {"scene": adam(config.scene_lr), "motion": adam(config.motion_lr)}
+    if system_trained:
+        groups["system"] = adam(config.system_lr)
+    return optax.multi_transform(groups, labels)
+
+
+def trainable_filter(system: AbstractImagingSystem, config: TrainConfig):
+    """A tree like ``system``, True at the array leaves that training updates: those of its
+    ``trainable`` fields when ``config.system_lr > 0``, else none."""
+    spec = jax.tree.map(lambda _: False, system)
+    if config.system_lr == 0 or not system.trainable:
+        return spec
+    names = tuple(system.trainable)
+    for name in names:
+        value = getattr(system, name, None)
+        if not jax.tree.leaves(eqx.filter(value, eqx.is_array)):
+            raise ValueError(
+                f"{type(system).__name__}.trainable names {name!r}, which holds no array"
+            )
+    return eqx.tree_at(
+        lambda s: tuple(getattr(s, n) for n in names),
+        spec,
+        tuple(jax.tree.map(lambda _: True, getattr(system, n)) for n in names),
     )
+
+
+def initial_params(model: SpaceTimeModel, system: AbstractImagingSystem, config: TrainConfig):
+    """What the training step updates: ``(model, system_params)``, the system's trainable
+    arrays (``None`` at every other leaf; no leaves at all when they are frozen)."""
+    return model, eqx.filter(system, trainable_filter(system, config))
+
+
+def with_params(system: AbstractImagingSystem, system_params) -> AbstractImagingSystem:
+    """``system`` with its trainable arrays replaced by those of ``system_params``."""
+    if not jax.tree.leaves(system_params):
+        return system
+    return eqx.combine(system_params, system)
 
 
 def step_loss(
@@ -119,7 +163,17 @@ def step_loss(
     """Total loss of measurements ``indices`` and its (data, regularization) parts."""
     times = system.render_times[indices]  # (batch, renders)
     batch, renders = times.shape
-    scenes = model.render(times.reshape(-1), alpha=alpha, chunk_points=chunk_points)
+    origins = system.render_origins
+    if origins is None:
+        scenes = model.render(times.reshape(-1), alpha=alpha, chunk_points=chunk_points)
+    else:
+        scenes = model.render(
+            times.reshape(-1),
+            alpha=alpha,
+            chunk_points=chunk_points,
+            origins=origins[indices].reshape(batch * renders, -1),
+            box=system.render_shape,
+        )
     scenes = scenes.reshape(batch, renders, *scenes.shape[1:])
     with jax.named_scope("system"):  # labels the system's operations in profiles
         data = jnp.mean(jax.vmap(system.data_loss)(scenes, indices))
@@ -151,32 +205,76 @@ def _batch_mesh(devices: Sequence[jax.Device]) -> Mesh:
     return Mesh(np.asarray(devices), ("batch",))
 
 
-def _split_over_devices(loss_fn, devices: Sequence[jax.Device]):
-    """Value and gradient of ``loss_fn(model, system, indices, alpha) -> (loss, aux)`` with
+def split_fields(
+    system: AbstractImagingSystem,
+    config: TrainConfig,
+    devices: Sequence[jax.Device],
+    frames_per_step: int,
+) -> tuple[str, ...]:
+    """The system's ``per_measurement`` fields whose rows are divided across ``devices``
+    (each device holds and fits only its share of the measurements), or none, in which case
+    every device holds every array.
+
+    Dividing needs as many measurements on each device (their number and ``frames_per_step``
+    divisible by the devices') and no trained field among them (a trained per-measurement
+    field stays whole, so that its gradient is one array).
+    """
+    count = len(devices)
+    fields = tuple(system.per_measurement)
+    trained = set(system.trainable) if config.system_lr > 0 else set()
+    if (
+        count < 2
+        or not fields
+        or system.num_measurements % count
+        or frames_per_step % count
+        or trained & set(fields)
+    ):
+        return ()
+    return fields
+
+
+def _field_mask(system: AbstractImagingSystem, names: Sequence[str]):
+    """A tree like ``system``, True at the array leaves of the fields ``names``."""
+    mask = jax.tree.map(lambda _: False, system)
+    if not names:
+        return mask
+    return eqx.tree_at(
+        lambda s: tuple(getattr(s, n) for n in names),
+        mask,
+        tuple(jax.tree.map(lambda _: True, getattr(system, n)) for n in names),
+    )
+
+
+def _split_over_devices(loss_fn, devices: Sequence[jax.Device], system_split):
+    """Value and gradient of ``loss_fn(params, system, indices, alpha) -> (loss, aux)`` with
     ``indices`` split across ``devices``.
 
-    The loss is a mean over measurements and every device gets as many, so the batch's loss,
-    ``aux`` and gradient are the means of the devices'. Each device differentiates its loss
-    divided by their number and the results are summed: the division then costs one scalar in
-    the backward pass, where averaging afterwards would compile a kernel per gradient array.
+    ``system_split`` is a tree like the system's arrays, True where an array's rows are
+    divided across the devices (then ``indices`` index each device's share) and False where
+    every device holds it whole. The loss is a mean over measurements and every device gets as
+    many, so the batch's loss, ``aux`` and gradient are the means of the devices'. Each device
+    differentiates its loss divided by their number and the results are summed: the division
+    then costs one scalar in the backward pass, where averaging afterwards would compile a
+    kernel per gradient array.
     """
     mesh = _batch_mesh(devices)
     replicated, split = PartitionSpec(), PartitionSpec("batch")
     share = 1.0 / len(devices)
+    system_specs = jax.tree.map(lambda divided: split if divided else replicated, system_split)
 
-    def run(model, system, indices, alpha):
-        model_arrays, model_static = eqx.partition(model, eqx.is_array)
+    def run(params, system, indices, alpha):
+        params_arrays, params_static = eqx.partition(params, eqx.is_array)
         system_arrays, system_static = eqx.partition(system, eqx.is_array)
 
-        def local(model_arrays, system_arrays, indices, alpha):
+        def local(params_arrays, system_arrays, indices, alpha):
             system = eqx.combine(system_arrays, system_static)
 
-            def part(model):
-                loss, aux = loss_fn(model, system, indices, alpha)
+            def part(params):
+                loss, aux = loss_fn(params, system, indices, alpha)
                 return loss * share, jax.tree.map(lambda a: a * share, aux)
 
             out = eqx.filter_value_and_grad(part, has_aux=True)(
-                eqx.combine(model_arrays, model_static)
+                eqx.combine(params_arrays, params_static)
             )
             return jax.lax.psum(out, "batch")
 
@@ -185,10 +283,10 @@ def _split_over_devices(loss_fn, devices: Sequence[jax.Device]):
         return jax.shard_map(
             local,
             mesh=mesh,
-            in_specs=(replicated, replicated, split, replicated),
+            in_specs=(replicated, system_specs, split, replicated),
             out_specs=replicated,
             check_vma=False,
-        )(model_arrays, system_arrays, indices, alpha)
+        )(params_arrays, system_arrays, indices, alpha)
 
     return run
 
@@ -201,47 +299,76 @@ def make_train_step(
     anneal_steps: int,
     chunk_points: int | None = None,
     devices: Sequence[jax.Device] | None = None,
+    system_split: Any = None,
 ):
-    """The jitted update ``(model, opt_state, system, step, key) -> (model, opt_state, stats)``.
+    """The jitted update ``(params, opt_state, system, step, key) -> (params, opt_state,
+    stats)``, where ``params`` is ``(model, system_params)`` (:func:`initial_params`).
 
     With several ``devices`` (their number must divide ``frames_per_step``), each computes the
     loss and gradients of its share of the step's measurements, in chunks of ``chunk_points``
-    over their number, and they are averaged; the arguments must then be replicated on them
-    (:func:`make_fit_step`'s step places them).
+    over their number, and they are averaged; the arguments must then be placed on them
+    (:func:`make_fit_step`'s step places them). ``system_split`` (a tree like the system's
+    arrays, from :func:`split_fields`) marks the arrays whose rows are divided across the
+    devices; it needs ``num_measurements`` divisible by their number. None: none are.
     """
     alpha_at = coarse_to_fine(anneal_steps)
-    split = devices is not None and len(devices) > 1
-    if split and frames_per_step % len(devices):
+    count = len(devices) if devices is not None else 1
+    split = count > 1
+    if split and frames_per_step % count:
         raise ValueError(
             f"frames_per_step ({frames_per_step}) must be a multiple of the number of "
-            f"devices ({len(devices)})"
+            f"devices ({count})"
+        )
+    divided = split and system_split is not None and any(jax.tree.leaves(system_split))
+    if divided and num_measurements % count:
+        raise ValueError(
+            f"num_measurements ({num_measurements}) must be a multiple of the number of "
+            f"devices ({count}) to divide the measurements' arrays across them"
         )
     if split and chunk_points is not None:
         # The devices' chunks are in memory at once: together they keep to chunk_points.
-        chunk_points = max(1, chunk_points // len(devices))
+        chunk_points = max(1, chunk_points // count)
 
-    def loss_fn(model, system, indices, alpha):
-        return step_loss(model, system, indices, alpha, chunk_points)
+    def loss_fn(params, system, indices, alpha):
+        model, system_params = params
+        return step_loss(model, with_params(system, system_params), indices, alpha, chunk_points)
 
     if split:
-        loss_and_grads = _split_over_devices(loss_fn, devices)
+        if system_split is None or not divided:
+            system_split = False  # every array whole on every device (a tree prefix)
+        loss_and_grads = _split_over_devices(loss_fn, devices, system_split)
     else:
         loss_and_grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)
 
-    @eqx.filter_jit
-    def train_step(model, opt_state, system, step, key):
-        alpha = alpha_at(step)
+    def sample(step, key):
+        """The step's measurement indices; with divided arrays, each device's share indexes
+        its own rows (``num_measurements / devices`` of them), drawn per device."""
         if frames_per_step == num_measurements:
-            indices = jnp.arange(num_measurements)
-        else:
-            indices = jax.random.choice(
-                jax.random.fold_in(key, step), num_measurements, (frames_per_step,), replace=False
-            )
-        (loss, (data, reg)), grads = loss_and_grads(model, system, indices, alpha)
+            local = num_measurements // count if divided else num_measurements
+            return jnp.tile(jnp.arange(local), num_measurements // local)
+        key = jax.random.fold_in(key, step)
+        if not divided:
+            return jax.random.choice(key, num_measurements, (frames_per_step,), replace=False)
+        keys = jax.random.split(key, count)
+        draw = functools.partial(
+            jax.random.choice,
+            a=num_measurements // count,
+            shape=(frames_per_step // count,),
+            replace=False,
+        )
+        return jax.vmap(lambda k: draw(k))(keys).reshape(-1)
+
+    @eqx.filter_jit
+    def train_step(params, opt_state, system, step, key):
+        alpha = alpha_at(step)
+        indices = sample(step, key)
+        (loss, (data, reg)), grads = loss_and_grads(params, system, indices, alpha)
         with jax.named_scope("optimizer"):
-            updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-            model = eqx.apply_updates(model, updates)
-        return model, opt_state, {"loss": loss, "data": data, "reg": reg, "alpha": alpha}
+            updates, opt_state = optimizer.update(
+                grads, opt_state, eqx.filter(params, eqx.is_array)
+            )
+            params = eqx.apply_updates(params, updates)
+        return params, opt_state, {"loss": loss, "data": data, "reg": reg, "alpha": alpha}
 
     return train_step
 
@@ -249,13 +376,16 @@ def make_train_step(
 def make_fit_step(model: SpaceTimeModel, system: AbstractImagingSystem, config: TrainConfig):
     """What :func:`fit` trains with: ``(train_step, initial opt_state, sampling key)``.
 
-    ``train_step`` is :func:`make_train_step`'s update for this system and config, compiled on
-    its first call (with the heap trimmed before it first runs); benchmarks time exactly this.
+    ``train_step`` is :func:`make_train_step`'s update ``(params, opt_state, system, step,
+    key)`` for this system and config, ``params`` from :func:`initial_params`, compiled on its
+    first call (with the heap trimmed before it first runs); benchmarks time exactly this.
     """
-    optimizer = make_optimizer(model, config)
-    opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model, eqx.is_array))
+    params = initial_params(model, system, config)
+    optimizer = make_optimizer(config, system_trained=bool(jax.tree.leaves(params[1])))
+    opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(params, eqx.is_array))
     frames_per_step = config.frames_per_step or system.num_measurements
     devices = data_parallel_devices(frames_per_step)
+    system_split = _field_mask(system, split_fields(system, config, devices, frames_per_step))
     train_step = _CompiledOnFirstCall(
         make_train_step(
             optimizer,
@@ -264,8 +394,10 @@ def make_fit_step(model: SpaceTimeModel, system: AbstractImagingSystem, config: 
             anneal_steps=round(config.anneal_fraction * schedule_steps(config)),
             chunk_points=config.chunk_points,
             devices=devices,
+            system_split=system_split,
         ),
         devices=devices,
+        system_split=system_split,
     )
     key = jax.random.key(config.seed + 1)  # sampling key, independent of the init key
     return train_step, opt_state, key
@@ -294,19 +426,25 @@ class _CompiledOnFirstCall:
     it back to the OS before the first execution keeps it out of the process's peak memory
     (measured at 4 x 256²: peak 1.13 -> 0.87 GB). Later calls run the compiled executable
     directly; arguments must keep the shapes of the first call, as training's do. With several
-    ``devices``, array arguments are replicated on them first (a no-op once they are, as the
-    step's outputs are).
+    ``devices``, array arguments ``(params, opt_state, system, step, key)`` are placed on them
+    first: the system's arrays marked in ``system_split`` divided by rows, everything else
+    replicated (a no-op once they are, as the step's outputs are).
     """
 
-    def __init__(self, jitted, devices: Sequence[jax.Device] = ()):
+    def __init__(self, jitted, devices: Sequence[jax.Device] = (), system_split: Any = None):
         self._jitted = jitted
         self._compiled = None
         self.devices = list(devices)
-        self._sharding = (
-            NamedSharding(_batch_mesh(self.devices), PartitionSpec())
-            if len(self.devices) > 1
-            else None
-        )
+        self._sharding = None
+        self._system_sharding = None
+        if len(self.devices) > 1:
+            mesh = _batch_mesh(self.devices)
+            self._sharding = NamedSharding(mesh, PartitionSpec())
+            rows = NamedSharding(mesh, PartitionSpec("batch"))
+            if system_split is not None and any(jax.tree.leaves(system_split)):
+                self._system_sharding = jax.tree.map(
+                    lambda divided: rows if divided else self._sharding, system_split
+                )
 
     def compile(self, *args, compiler_options: dict[str, str | bool] | None = None) -> None:
         """Compile for ``args`` now, with XLA ``compiler_options`` if given (benchmarks compare
@@ -327,14 +465,33 @@ class _CompiledOnFirstCall:
         return None if as_text is None else as_text()
 
     def place(self, args):
-        """``args`` on this step's devices."""
-        return args if self._sharding is None else _place(args, self._sharding)
+        """``args`` (``(params, opt_state, system, ...)``) on this step's devices."""
+        if self._sharding is None:
+            return args
+        args = tuple(args)
+        placed = [_place(a, self._sharding) for a in args]
+        if self._system_sharding is not None and len(args) > 2:
+            placed[2] = _place_tree(args[2], self._system_sharding)
+        return tuple(placed)
 
     def __call__(self, *args):
         args = self.place(args)
         if self._compiled is None:
             self.compile(*args)
         return self._compiled(*args)
+
+
+def _place_tree(tree, shardings):
+    """The arrays of ``tree`` on the matching sharding of ``shardings`` (a tree like it)."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+
+    def put(x, sharding):
+        if x is None or getattr(x, "sharding", None) == sharding:
+            return x
+        return jax.device_put(x, sharding)
+
+    arrays = jax.tree.map(put, arrays, shardings, is_leaf=lambda x: x is None)
+    return eqx.combine(arrays, static)
 
 
 def _release_free_heap() -> None:
@@ -384,19 +541,20 @@ def fit(
     """
     validate_train_config(config, system)
     train_step, opt_state, key = make_fit_step(model, system, config)
+    params = initial_params(model, system, config)
     step, history, seconds_before = 0, [], 0.0
     ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
     if resume:
         if ckpt is None:
             raise ValueError("resume=True needs run_dir")
-        (model, opt_state), step, history = load_checkpoint(ckpt, (model, opt_state))
+        (params, opt_state), step, history = load_checkpoint(ckpt, (params, opt_state))
         seconds_before = float(read_checkpoint_header(ckpt).get("train_seconds", 0.0))
     if step > config.steps:
         raise ValueError(
             f"train.steps: the run has already trained {step} steps; ask for at least that many, "
             f"got {config.steps}"
         )
-    model, opt_state, system = train_step.place((model, opt_state, system))  # once, not per step
+    params, opt_state, system = train_step.place((params, opt_state, system))  # once, not per step
     last = config.steps if stop_at is None else min(stop_at, config.steps)
     start_step = step
     start = time.perf_counter()
@@ -418,21 +576,21 @@ def fit(
     # The first call compiles the step (or loads it from the compilation cache): seconds on a
     # CPU before the first step, which the bar says instead of looking stuck.
     bar.set_description_str("compiling", refresh=True)
-    best = None  # (loss, step, model, opt_state): the lowest loss of this call so far
+    best = None  # (loss, step, params, opt_state): the lowest loss of this call so far
     try:
         while step < last:
-            new_model, new_opt_state, stats = train_step(
-                model, opt_state, system, jnp.asarray(step, jnp.int32), key
+            new_params, new_opt_state, stats = train_step(
+                params, opt_state, system, jnp.asarray(step, jnp.int32), key
             )
-            loss = float(stats["loss"])  # the loss of `model`, before this update
+            loss = float(stats["loss"])  # the loss of `params`, before this update
             if not math.isfinite(loss):
                 raise _non_finite(loss, step, best, history, checkpoint, ckpt)
             # Periodic checkpoints hold states whose loss is known to be finite.
             if step % config.checkpoint_every == 0 and step > start_step:
-                checkpoint((model, opt_state), step, history)
+                checkpoint((params, opt_state), step, history)
             if best is None or loss <= best[0]:  # a reference, not a copy
-                best = (loss, step, model, opt_state)
-            model, opt_state = new_model, new_opt_state
+                best = (loss, step, params, opt_state)
+            params, opt_state = new_params, new_opt_state
             step += 1
             if step % config.log_every == 0 or step == config.steps:
                 history.append(
@@ -443,18 +601,28 @@ def fit(
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3e}", alpha=f"{float(stats['alpha']):.2f}")
     except KeyboardInterrupt as err:
-        checkpoint((model, opt_state), step, history)
+        checkpoint((params, opt_state), step, history)
         raise TrainingInterrupted(
             f"interrupted at step {step}"
             + (f"; checkpoint saved, continue with --resume ({ckpt})" if ckpt else "")
         ) from err
     finally:
         bar.close()
-    checkpoint((model, opt_state), step, history)
+    checkpoint((params, opt_state), step, history)
+    model, system_params = params
     if len(train_step.devices) > 1:  # later uses (outputs, evaluation) run on one device
-        model = _place(model, train_step.devices[0])
+        model, system_params = _place((model, system_params), train_step.devices[0])
+        system = _place(system, train_step.devices[0])
     seconds = time.perf_counter() - start
-    return FitResult(model, history, step, seconds, start_step, seconds_before + seconds)
+    return FitResult(
+        model,
+        history,
+        step,
+        seconds,
+        start_step,
+        seconds_before + seconds,
+        with_params(system, system_params),
+    )
 
 
 def _non_finite(loss, step, best, history, checkpoint, ckpt) -> NonFiniteLossError:
@@ -478,8 +646,8 @@ def _non_finite(loss, step, best, history, checkpoint, ckpt) -> NonFiniteLossErr
             step=step,
             checkpoint_step=step if step else None,
         )
-    best_loss, best_step, model, opt_state = best
-    checkpoint((model, opt_state), best_step, [h for h in history if h["step"] <= best_step])
+    best_loss, best_step, params, opt_state = best
+    checkpoint((params, opt_state), best_step, [h for h in history if h["step"] <= best_step])
     return NonFiniteLossError(
         f"non-finite loss ({loss}) at step {step}: training diverged. The state with the lowest "
         f"loss ({best_loss:.3g}, step {best_step}) is checkpointed{where}; continue from it with "

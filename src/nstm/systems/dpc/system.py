@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import ClassVar
 
 import equinox as eqx
@@ -31,7 +33,6 @@ from jaxtyping import Array, Complex, Float, Int
 from ...metrics import psnr_per_frame
 from ...optics import pupil
 from ..base import AbstractImagingSystem
-from ..registry import SystemSpec
 from .data import DPCData, load_dpc
 from .optics import SourceConvention, transfer_functions
 from .regularization import choose_tikhonov_reg
@@ -108,6 +109,10 @@ class DPC(AbstractImagingSystem):
     """
 
     channels: ClassVar[tuple[str, ...]] = ("absorption", "phase")
+    channel_units: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"absorption": "log-amplitude", "phase": "rad"}
+    )
+    per_measurement: ClassVar[tuple[str, ...]] = ("images", "times", "absorption_tf", "phase_tf")
 
     images: Float[Array, "frames H W"]
     times: Float[Array, " frames"]
@@ -121,6 +126,7 @@ class DPC(AbstractImagingSystem):
     tikhonov_reg_chosen_by: str = eqx.field(static=True)
     """"config" (given) or the rule that chose it from the data ("gcv")."""
     bandwidth: float = eqx.field(static=True)
+    pixel_size_um: float = eqx.field(static=True)
 
     @classmethod
     def from_data(cls, data: DPCData, config: DPCConfig = DPCConfig()) -> DPC:
@@ -164,6 +170,7 @@ class DPC(AbstractImagingSystem):
             tikhonov_reg=(float(regs[0]), float(regs[1])),
             tikhonov_reg_chosen_by=chosen_by,
             bandwidth=float(bandwidth),
+            pixel_size_um=float(data.pixel_size_um),
         )
 
     # ------------------------------------------------------------------- interface
@@ -184,6 +191,10 @@ class DPC(AbstractImagingSystem):
     @property
     def bandwidth_cycles_per_px(self) -> float:
         return self.bandwidth
+
+    @property
+    def spacing_um(self) -> tuple[float, float]:
+        return (self.pixel_size_um, self.pixel_size_um)
 
     def forward(
         self, scenes: Float[Array, "1 Hp Wp 2"], index: Int[Array, ""]
@@ -296,13 +307,3 @@ def load_system(path: str | Path, config: DPCConfig = DPCConfig()) -> DPC:
         normalize=config.normalize,
     )
     return DPC.from_data(data, config)
-
-
-SPEC = SystemSpec(
-    name="dpc",
-    config_cls=DPCConfig,
-    load=load_system,
-    description="differential phase contrast: absorption and phase (rad) from asymmetric "
-    "illumination",
-    resume_may_change=("tikhonov_reg_absorption", "tikhonov_reg_phase"),
-)
