@@ -2,6 +2,7 @@
 
 import json
 import re
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -76,11 +77,21 @@ def test_reconstruct_writes_every_output_then_resume_and_render(data, tmp_path):
         "config.yaml",
         "loss.csv",
         "checkpoint.eqx",
-        "reconstruction_phase.tif",
-        "baseline_phase.tif",
+        "reconstruction_phase.ome.tif",
+        "baseline_phase.ome.tif",
+        "motion.ome.tif",
     ):
         assert (run / name).is_file(), name
-    assert tifffile.imread(run / "reconstruction_phase.tif").shape == (4, 32, 40)
+    # What Fiji/napari read: the OME metadata, with the data's pixel size in micrometres.
+    with tifffile.TiffFile(run / "reconstruction_phase.ome.tif") as tif:
+        assert tif.series[0].shape == (4, 32, 40) and tif.series[0].axes == "TYX"
+        pixels = ET.fromstring(tif.ome_metadata).find(".//{*}Pixels").attrib
+    pixel_um = float(np.load(data / "data.npz")["pixel_size"])
+    for axis in "XY":
+        assert float(pixels[f"PhysicalSize{axis}"]) == pytest.approx(pixel_um)
+        assert pixels[f"PhysicalSize{axis}Unit"] == "µm"
+    with tifffile.TiffFile(run / "motion.ome.tif") as tif:
+        assert tif.series[0].axes == "TCYX" and tif.series[0].shape == (4, 2, 32, 40)
     timing = json.loads((run / "timing.json").read_text())
     assert timing["steps"] == 6 and timing["train_s"] > 0 and timing["outputs_s"] > 0
     # A second run into the same folder without --resume is refused...

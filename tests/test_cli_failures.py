@@ -73,9 +73,9 @@ def bad_files(folder: Path, good: Path) -> dict[str, tuple[Path, str]]:
     (folder / "folder.npz").mkdir()
     made["folder"] = (folder / "folder.npz", "is a folder")
     np.savez(folder / "complex.npz", **{**arrays, "img": arrays["img"].astype(np.complex64)})
-    made["complex img"] = (folder / "complex.npz", "images: expected a real-valued")
+    made["complex img"] = (folder / "complex.npz", "img: expected a real-valued")
     np.savez(folder / "textwl.npz", **{**arrays, "wavelength": np.str_("0.525")})
-    made["text wavelength"] = (folder / "textwl.npz", "wavelength_um: expected a number")
+    made["text wavelength"] = (folder / "textwl.npz", "wavelength: expected a number")
     return made
 
 

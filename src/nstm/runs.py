@@ -8,8 +8,9 @@ A run folder holds:
   times, ``motion`` ``(frames, H, W, ndim)`` in pixels and ``times``;
 * ``baseline.npz``: the conventional (static) reconstruction, one ``(H, W)`` array per channel;
 * ``timing.json``: steps, training and output-writing seconds of the last call;
-* TIFF copies of both, ``comparison.png``, ``motion.png``, ``loss.png`` and a video of the
-  dynamics at interpolated times.
+* OME-TIFF copies of both (``*.ome.tif``, with the pixel size in micrometres where the system
+  knows it), ``comparison.png``, ``motion.png``, ``loss.png`` and a video of the dynamics at
+  interpolated times.
 """
 
 from __future__ import annotations
@@ -93,10 +94,15 @@ RUN_FILES = (
     "comparison.png",
     "motion.png",
     "loss.png",
-    "motion.tif",
+    "motion.ome.tif",
     "system_parameters.npz",
 )
-_RUN_PATTERNS = ("reconstruction_*.tif", "baseline_*.tif", "video_*.gif", "video_*.mp4")
+_RUN_PATTERNS = (
+    "reconstruction_*.ome.tif",
+    "baseline_*.ome.tif",
+    "video_*.gif",
+    "video_*.mp4",
+)
 # Fields of the run config that a resumed run may change: they steer training from the current
 # step on, or only the outputs. Everything else defines the model or the problem.
 _RESUMABLE = {
@@ -377,8 +383,16 @@ def write_baseline(out: str | Path, system: AbstractImagingSystem) -> dict[str, 
         (out / "baseline.json").write_text(json.dumps(info, indent=2))
     axes = "ZYX"[-baseline[system.channels[0]].ndim :]
     for name, value in baseline.items():
-        save_tiff(out / f"baseline_{name}.tif", value, axes=axes)
+        save_tiff(out / f"baseline_{name}.ome.tif", value, axes=axes, spacing_um=_spacing(system))
     return baseline
+
+
+def _spacing(system: AbstractImagingSystem) -> dict[str, float] | None:
+    """The system's pixel size per axis letter (``{"Y": ..., "X": ...}``), or None."""
+    spacing = system.spacing_um
+    if spacing is None:
+        return None
+    return dict(zip("ZYX"[-len(spacing) :], (float(v) for v in spacing), strict=True))
 
 
 def write_outputs(
@@ -398,11 +412,20 @@ def write_outputs(
     motion = motion_fields(model, times, chunk_points=chunk)[(slice(None), *system.fov)]
     np.savez(out / "reconstruction.npz", **recon, motion=motion, times=times)
     spatial = "ZYX"[-(motion.ndim - 2) :]
+    spacing = _spacing(system)
     for name, value in recon.items():
-        save_tiff(out / f"reconstruction_{name}.tif", value, axes="T" + spatial)
-    if motion.ndim == 4:  # 2D: (frames, H, W, 2) -> a (T, C, Y, X) hyperstack
-        save_tiff(out / "motion.tif", np.moveaxis(motion, -1, 1), axes="TCYX")
-        save_motion_figure(out / "motion.png", motion, times)
+        save_tiff(
+            out / f"reconstruction_{name}.ome.tif", value, axes="T" + spatial, spacing_um=spacing
+        )
+    # (frames, *spatial, ndim) -> a (T, [Z,] C, Y, X) hyperstack, one channel per component.
+    save_tiff(
+        out / "motion.ome.tif",
+        np.moveaxis(motion, -1, 1 if motion.ndim == 4 else 2),
+        axes="TCYX" if motion.ndim == 4 else "TZCYX",
+        spacing_um=spacing,
+        channel_names=[f"d{a.lower()} (px)" for a in spatial],
+    )
+    save_motion_figure(out / "motion.png", motion, times, spacing_um=spacing)
 
     panels = {
         f"NSTM t={t:+.2f}": {k: v[i] for k, v in recon.items()} for i, t in _pick_frames(times)
@@ -410,7 +433,12 @@ def write_outputs(
     if baseline is not None:
         panels["conventional (static)"] = baseline
     save_comparison_figure(
-        out / "comparison.png", panels, channels=system.channels, title="NSTM vs conventional"
+        out / "comparison.png",
+        panels,
+        channels=system.channels,
+        units=dict(system.channel_units),
+        title="NSTM vs conventional",
+        spacing_um=spacing,
     )
     if config.train.system_lr > 0 and system.trainable:
         trained = {name: np.asarray(getattr(system, name)) for name in system.trainable}
@@ -437,11 +465,8 @@ def write_video(
     frames = system.outputs(render_scenes(model, times, chunk_points=config.render.chunk_points))
     np.savez(out / "interpolated.npz", **frames, times=times)
     channel = system.channels[-1]
-    stack = frames[channel]
-    if stack.ndim == 4:  # volumes: show the middle plane
-        stack = stack[:, stack.shape[1] // 2]
     path = out / f"video_{channel}.{config.render.video_format}"
-    save_video(path, stack, fps=8, labels=[f"t = {t:+.2f}" for t in times])
+    save_video(path, frames[channel], fps=8, labels=[f"t = {t:+.2f}" for t in times])
     return path
 
 
