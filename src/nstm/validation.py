@@ -74,3 +74,33 @@ def real_array(name: str, array: Any, ndim: int, axes: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return array
+
+
+def check_nonnegative(name: str, value: Any, unit: str) -> float:
+    """``value`` as a float, or a ValueError unless it is a finite number >= 0."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected a number >= 0 in {unit}, got the text {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a number >= 0 in {unit}, got {value!r}") from None
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"{name}: expected a finite value >= 0 in {unit}, got {value!r}")
+    return number
+
+
+def check_any_shape(name: str, shape: Any, minimum: int = 1) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints, or a ValueError unless it is a non-empty sequence of integers
+    each at least ``minimum`` pixels (any number of axes)."""
+    try:
+        ndim = len(shape)
+    except TypeError:
+        ndim = 0
+    if isinstance(shape, (str, bytes)) or ndim == 0:
+        raise ValueError(
+            f"{name}: expected a shape (one integer >= {minimum} px per axis), got {shape!r}"
+        )
+    return check_shape(name, shape, ndim=ndim, minimum=minimum)
+
+
+__all__ += ["check_any_shape", "check_nonnegative"]
