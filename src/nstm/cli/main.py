@@ -389,9 +389,9 @@ COMMANDS = {
 def _system_arg(command: str, argv: list[str]) -> tuple[str, list[str]]:
     systems = sorted(available_systems())
     if not argv or argv[0].startswith("-"):
-        raise SystemExit(f"usage: nstm {command} SYSTEM ...; SYSTEM is one of {systems}")
+        raise ValueError(f"usage: nstm {command} SYSTEM ...; SYSTEM is one of {systems}")
     if argv[0] not in systems:
-        raise SystemExit(f"error: unknown system {argv[0]!r}; available: {systems}")
+        raise ValueError(f"unknown system {argv[0]!r}; available: {systems}")
     return argv[0], argv[1:]
 
 

@@ -52,6 +52,9 @@ class AbstractImagingSystem(eqx.Module):
     """Array fields whose leading axis indexes the measurements (split across devices)."""
     trainable: ClassVar[tuple[str, ...]] = ()
     """Array fields that ``train.system_lr > 0`` trains with the networks."""
+    linear: ClassVar[bool] = False
+    """Whether :meth:`forward` is linear in the scene (the contract tests then check it, and
+    its adjoint by the dot-product test)."""
 
     @property
     @abc.abstractmethod

@@ -113,6 +113,7 @@ class DPC(AbstractImagingSystem):
         {"absorption": "log-amplitude", "phase": "rad"}
     )
     per_measurement: ClassVar[tuple[str, ...]] = ("images", "times", "absorption_tf", "phase_tf")
+    linear: ClassVar[bool] = True
 
     images: Float[Array, "frames H W"]
     times: Float[Array, " frames"]

@@ -78,6 +78,7 @@ class MotionBlur(AbstractImagingSystem):
     channel_units: ClassVar[Mapping[str, str]] = MappingProxyType({"intensity": "counts"})
     per_measurement: ClassVar[tuple[str, ...]] = ("frames", "times", "weights", "gains")
     trainable: ClassVar[tuple[str, ...]] = ("gains",)
+    linear: ClassVar[bool] = True
 
     frames: Float[Array, "frames H W"]
     """Recorded frames."""
