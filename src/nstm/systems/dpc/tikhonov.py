@@ -15,6 +15,7 @@ import numpy as np
 import scipy.fft
 
 from ...fourier import negated_frequency
+from ...solvers import conjugate_gradients
 
 __all__ = ["tikhonov_dpc"]
 
@@ -249,31 +250,22 @@ def _conjugate_gradients(system, rhs, start, pad, measured, max_iter, tol):
         data_u, data_p = system.adjoint(scipy.fft.rfft2(frames, workers=-1))
         return data_u + system.regs[0] * x[0], data_p + system.regs[1] * x[1]
 
-    rhs_norm = np.sqrt(system.inner(rhs, rhs))
-    if rhs_norm == 0:
-        return start
-    x = start
-    residual = tuple(b - nx for b, nx in zip(rhs, normal(x), strict=True))
-    z = system.solve(*residual)
-    direction = z
-    rz = system.inner(residual, z)
-    relative = np.sqrt(system.inner(residual, residual)) / rhs_norm
-    for _ in range(max_iter):
-        if relative <= tol:
-            return x
-        image = normal(direction)
-        step = rz / system.inner(direction, image)
-        x = tuple(xi + step * di for xi, di in zip(x, direction, strict=True))
-        residual = tuple(ri - step * qi for ri, qi in zip(residual, image, strict=True))
-        relative = np.sqrt(system.inner(residual, residual)) / rhs_norm
-        z = system.solve(*residual)
-        rz_next = system.inner(residual, z)
-        direction = tuple(zi + (rz_next / rz) * di for zi, di in zip(z, direction, strict=True))
-        rz = rz_next
-    if relative > tol:
+    # The periodic closed form is the (circulant) preconditioner; the inner product is the
+    # real-space one of the (mu, phi) maps, in which the normal operator is self-adjoint.
+    x, info = conjugate_gradients(
+        normal,
+        rhs,
+        start,
+        tol=tol,
+        max_iter=max_iter,
+        preconditioner=lambda residual: system.solve(*residual),
+        inner=system.inner,
+        warn=False,
+    )
+    if not info.converged:
         warnings.warn(
             f"tikhonov_dpc: conjugate gradients stopped at max_iter={max_iter} with relative "
-            f"residual {relative:.2e} > tol={tol:.1e}; increase max_iter or tol",
+            f"residual {info.relative_residual:.2e} > tol={tol:.1e}; increase max_iter or tol",
             RuntimeWarning,
             stacklevel=3,
         )
