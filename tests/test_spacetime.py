@@ -184,3 +184,47 @@ def test_motion_stride_one_is_the_network_and_bad_stride_is_rejected():
     np.testing.assert_array_equal(exact.displacement(grid, 0.1), exact.motion_network(grid, 0.1))
     with pytest.raises(ValueError, match="motion_stride_px"):
         small_model(config=dataclasses.replace(SMALL, motion_stride_px=0))
+
+
+def test_scene_resolution_per_axis_bandwidth():
+    """Lateral and axial bandwidths differ in 3D: each axis's finest cell follows its own."""
+    model = make_model(
+        ModelConfig(),
+        grid_shape=(16, 64, 64),
+        channels=1,
+        bandwidth_cycles_per_px=(0.1, 0.4, 0.4),
+        key=jax.random.key(0),
+    )
+    margin = ModelConfig().scene.bbox_margin_px
+    finest = model.scene_encoding.level_resolutions[-1]
+    assert finest[0] == int(np.ceil((15 + 2 * margin) / 5.0))  # 1 / (2 * 0.1) = 5 px
+    assert finest[1] == finest[2] == int(np.ceil((63 + 2 * margin) / 1.25))
+    with pytest.raises(ValueError, match="bandwidth_cycles_per_px"):
+        make_model(
+            ModelConfig(), grid_shape=(8, 8), channels=1, bandwidth_cycles_per_px=(0.2, 0.0),
+            key=jax.random.key(0),
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+@pytest.mark.parametrize("grid", [(20, 24), (6, 12, 10)])
+def test_render_boxes_equal_the_same_region_of_the_whole_grid(grid, stride):
+    """A render of a box from an origin is that region of the whole grid's render, each time
+    with its own box, on and off the motion lattice, in 2D and 3D, with and without chunks."""
+    config = dataclasses.replace(SMALL, motion_stride_px=stride)
+    model = randomize_motion(small_model(grid=grid, config=config))
+    times = jnp.array([-0.8, 0.1, 0.9])
+    box = tuple(n // 2 for n in grid)
+    far = [n - b for n, b in zip(grid, box, strict=True)]  # the box at the far corner
+    origins = np.array([[0] * len(grid), far, [1] * len(grid)])
+    whole = np.asarray(model.render(times, alpha=0.7))
+    for chunk in (None, 37):
+        boxes = np.asarray(
+            model.render(times, alpha=0.7, origins=origins, box=box, chunk_points=chunk)
+        )
+        assert boxes.shape == (3, *box, 2)
+        for i, origin in enumerate(origins):
+            region = tuple(slice(o, o + b) for o, b in zip(origin, box, strict=True))
+            np.testing.assert_allclose(boxes[i], whole[i][region], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="box"):
+        model.render(times, origins=origins, box=tuple(n + 1 for n in grid))
