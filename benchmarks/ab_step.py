@@ -9,7 +9,7 @@ mostly compare two moments. Here every variant is built and compiled in one proc
 round runs one step of every variant (in reverse order every other round), and the report gives
 each variant's median step and the median over rounds of its step divided by the first
 variant's in the same round. An A/A run (identical variants) gave ratios of 0.99-1.01 on the
-2-core VM of benchmarks/README.md.
+2-core Ice Lake VM of session 5 (benchmarks/ARCHIVE.md).
 
 A variant is ``NAME`` or ``NAME:ITEM;ITEM;...``, each item one of
 
@@ -37,7 +37,8 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-from performance import build_step_case, parse_shape, quantiles
+from perf.common import parse_shape, quantiles
+from perf.worker import build_step_case
 
 from nstm.cli.environment import reexec_with_tuned_allocator, tune_xla
 

@@ -1,8 +1,11 @@
 """Sweep training settings on one simulated DPC sample and print PSNR against ground truth.
 
-    python benchmarks/fidelity_sweep.py --size 128 --steps 200 --set train.scene_lr=1e-2 ...
+    python benchmarks/fidelity_sweep.py --size 128 --steps 200 \\
+        --variant "lr1e-2:train.scene_lr=1e-2" --variant "lr4e-2:train.scene_lr=4e-2"
 
-Each ``--variant 'name:key=value,key=value'`` is one run on the same data.
+Each ``--variant 'name:section.field=value,section.field=value'`` is one run on the same data
+(the default preset as it is, named ``default``, always runs first). The tuned Tikhonov
+baseline is `nstm.systems.dpc.best_tikhonov_reg`'s.
 ``--tikhonov-only`` prints the tuned Tikhonov baseline alone (e.g. with ``--image-model linear``
 for the ceiling that the linear weak-object model sets).
 """

@@ -55,6 +55,8 @@ _CROPS = {
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
+    """A named sample; every field but ``name`` is a `DPCSimulationConfig` field."""
+
     name: str
     phantom: str
     motion: str = "elastic"
@@ -92,16 +94,9 @@ def image_phantoms(shared: Path, folder: Path) -> dict[str, str]:
 
 
 def evaluate(sample: Sample, variants: list[tuple[str, str]], phantoms: dict[str, str]) -> dict:
-    sim = DPCSimulationConfig(
-        shape=sample.shape,
-        phantom=phantoms.get(sample.phantom, sample.phantom),
-        motion=sample.motion,
-        max_displacement_px=sample.max_displacement_px,
-        photons_per_pixel=sample.photons_per_pixel,
-        seed=sample.seed,
-        phase_scale=sample.phase_scale,
-    )
-    data, truth = simulate_dpc(sim)
+    fields = {k: v for k, v in dataclasses.asdict(sample).items() if k != "name"}
+    fields["phantom"] = phantoms.get(sample.phantom, sample.phantom)  # image files by path
+    data, truth = simulate_dpc(DPCSimulationConfig(**fields))
     border = min(16, min(sample.shape) // 8)
     base = presets.preset("default")
     system = DPC.from_data(data, base.system)

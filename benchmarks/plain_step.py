@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from performance import build_step_case, parse_list, parse_shape, quantiles
+from perf.common import parse_list, parse_shape, quantiles
+from perf.worker import build_step_case
 
 from nstm.cli.environment import reexec_with_tuned_allocator, tune_xla
 
