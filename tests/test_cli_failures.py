@@ -297,3 +297,21 @@ def test_help_names_only_real_options_in_plain_text(env):
     own, flags = helps["reconstruct"].split("Run-config flags", 1)
     assert "--resume" in own and "--system.source-convention" in flags
     assert "-h, --help" not in flags
+
+
+# --------------------------------------------------------------------------------------------
+# warnings
+# --------------------------------------------------------------------------------------------
+def test_a_warning_reaches_the_user_as_one_line(env, data, tmp_path):
+    with np.load(data / "data.npz") as npz:
+        arrays = dict(npz)
+    np.savez(tmp_path / "extra.npz", **arrays, notes=np.zeros(3))
+    quiet = {k: v for k, v in env.items() if k != "PYTHONWARNINGS"}  # Python's default display
+    done = nstm(quiet, "baseline", "dpc", tmp_path / "extra.npz", "--out", tmp_path / "b")
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "notes" in line]
+    assert warned == [
+        "warning: extra.npz: ignoring keys ['notes'] (DPC keys are "
+        "['img', 's', 'times', 'wavelength', 'pixel_size', 'na'])"
+    ], done.stderr
+    assert ".py:" not in done.stderr and "UserWarning" not in done.stderr

@@ -32,6 +32,7 @@ import re
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -404,6 +405,18 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}; one of {sorted(COMMANDS)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    with warnings.catch_warnings():  # restores the default display on return
+        warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line for a command-line user, without the source file and code line
+    Python shows by default (they say where in nstm, not what to do)."""
+    print(f"warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
+def _run(argv: list[str]) -> int:
     try:
         return COMMANDS[argv[0]](argv[1:])
     except OutputsInterrupted as err:
