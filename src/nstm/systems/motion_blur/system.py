@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ...validation import check_normalized_times, check_positive
+from ...validation import check_positive
 from ..base import AbstractImagingSystem
 from .data import MotionBlurData, load_motion_blur
 
@@ -103,9 +103,6 @@ class MotionBlur(AbstractImagingSystem):
             gains=jnp.ones(len(data.centres), jnp.float32),
             centres=tuple(float(c) for c in data.centres),
         )
-
-    def __check_init__(self):
-        check_normalized_times("times", np.asarray(self.times).ravel())
 
     @property
     def grid_shape(self) -> tuple[int, int]:
