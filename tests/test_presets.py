@@ -18,8 +18,8 @@ from nstm.config import ModelConfig
 from nstm.model.spacetime import make_model
 from nstm.optics import pupil
 from nstm.presets import available_presets, preset
-from nstm.systems import get_system
 from nstm.runs import RunConfig, build_model
+from nstm.systems import get_system
 from nstm.systems.dpc import DPC, DPCConfig
 from nstm.systems.dpc.optics import transfer_functions
 from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
