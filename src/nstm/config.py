@@ -125,8 +125,8 @@ class TrainConfig:
     """The optimization: Adam per parameter group, coarse-to-fine annealing."""
 
     steps: int = 400
-    """Number of optimizer steps (chosen on the tuning samples of benchmarks/heldout.py:
-    200, 300 and 400 steps gave 29.2, 30.2 and 30.7 dB mean phase PSNR there)."""
+    """Number of optimizer steps (chosen on the tuning samples of benchmarks/heldout.py; see
+    benchmarks/README.md)."""
     schedule_steps: int | None = None
     """Steps over which the encoding levels open and the learning rates decay; None: steps.
     Training on past it keeps every level open and the final learning rates (nstm reconstruct

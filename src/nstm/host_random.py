@@ -1,9 +1,9 @@
 """Initial parameters drawn on the host, with NumPy, from JAX keys.
 
 A model is initialized once, but drawing its parameters with JAX compiles a random-number
-program first: about 1.2 s of every run's start-up on a laptop CPU, longer than drawing the
-numbers. These helpers take the usual JAX keys (so modules keep Equinox's ``key=`` convention)
-and draw with a NumPy generator seeded by the key's data, compiling nothing.
+program first, which takes longer than drawing the numbers. These helpers take the usual JAX
+keys (so modules keep Equinox's ``key=`` convention) and draw with a NumPy generator seeded by
+the key's data, compiling nothing.
 
 The same key always gives the same parameters. Inside a JAX transformation (a traced key)
 they fall back to :mod:`jax.random`, which gives different (equally distributed) numbers.

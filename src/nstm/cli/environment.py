@@ -63,8 +63,8 @@ def reexec_with_tuned_allocator(
 
 # XLA:CPU's default scheduler favours concurrency: it starts independent work early (every hash
 # level's index vectors before the first level is consumed), so more temporaries are alive at
-# once. The memory-minimizing one cut peak memory by 300-350 MB (14-17 %) at 4 x 320 x 1000,
-# with step times within noise. jaxlib 0.10.2 and 0.11.2 were checked to know the flag; XLA
+# once. The memory-minimizing one lowers the peak memory with step times within noise
+# (benchmarks/README.md). jaxlib 0.10.2 and 0.11.2 were checked to know the flag; XLA
 # aborts on an unknown flag, hence the version gate (for the vector width below as well).
 XLA_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 _XLA_FLAGS_SINCE = (0, 10)
@@ -72,13 +72,13 @@ _XLA_FLAGS_SINCE = (0, 10)
 # 512-bit vectors in XLA:CPU's generated loops where the CPU has them (LLVM otherwise prefers
 # 256 bits, against the clock throttling of early AVX-512 chips). With the step split across
 # devices and cache-sized MLP blocks the elementwise loops are bound by arithmetic, not
-# memory: paper step 0.92x (256²) and 0.97x (320 x 1000), defaults 0.94x, on an Ice Lake VM.
+# memory, and wider vectors shorten the step (benchmarks/README.md).
 # A hint only: CPUs without 512-bit vectors use what they have. Checked on jaxlib 0.10.2 (the
 # test suite checks that the installed jaxlib accepts every flag added here).
 XLA_VECTOR_WIDTH_FLAG = "--xla_cpu_prefer_vector_width=512"
 
 # One XLA:CPU device per core, which the training engine splits a step's measurements across
-# (nstm.training.engine.data_parallel_devices): 0.79x the paper step at 4 x 256² on 2 cores.
+# (nstm.training.engine.data_parallel_devices), which shortens the step.
 # Other work still runs on the first device with every core.
 XLA_DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 

@@ -71,14 +71,13 @@ def _forward(
 
 #: Points per block of the MLP's training loops (forward and backward) on CPU: a block's
 #: ``(block, width)`` temporaries (1 MB at width 128) stay in a core's L2 cache; only the
-#: input, output and their gradients are full size. 2048 rather than 8192: the gradient alone
-#: 0.68-0.76x on one core, the paper step 0.95x on two. Smaller blocks cost more there (512:
-#: 1.29x), because XLA:CPU splits each operation across the cores and joins them after it.
+#: input, output and their gradients are full size. Smaller blocks cost more when XLA:CPU
+#: splits each operation across the cores and joins them after it (figures: "Design figures
+#: cited by the code" in benchmarks/README.md).
 BLOCK_POINTS = 2048
 #: The same inside a computation split across CPU devices (a ``shard_map``, as the training
 #: engine's step with a device per core), where the devices' operations run side by side and
-#: the joins cost less: 512 against 2048 (in one process, alternated), the paper step 0.98-1.00x
-#: at 256² and 0.96x at 320 x 1000, 1024 against 2048 0.96-0.99x, 512 against 1024 0.94-1.00x.
+#: the joins cost less, so smaller blocks (and smaller temporaries) cost nothing there.
 SPLIT_BLOCK_POINTS = 512
 #: The same on accelerators, whose thousands of threads need large blocks to be kept busy: the
 #: blocks only bound the temporaries' memory there (about 0.5 GB per 128-wide layer).
@@ -148,9 +147,8 @@ def _mlp(
     * the forward keeps only the input (an encoding, a few floats per point): the backward
       recomputes every hidden layer's activation and slope. Autodiff keeps each hidden layer's
       activations (and GELU's inner tanh), 0.5 KB per point and 128-wide layer; recomputing
-      one more 128 x 128 product per point costs no more than storing and reading those back
-      (paper preset, 4 x 320 x 1000: peak memory 1.90 -> 1.33 GB; the step 0.83-0.92x in one
-      process, unchanged within noise across processes);
+      one more 128 x 128 product per point costs no more than storing and reading those back,
+      and the peak memory falls by about a third (benchmarks/README.md);
     * both passes loop over blocks of about :data:`BLOCK_POINTS` points on CPU (so their
       temporaries, activations, their slopes and gradients, stay in cache) or
       :data:`ACCELERATOR_BLOCK_POINTS` elsewhere; the backward accumulates the weight

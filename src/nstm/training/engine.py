@@ -11,8 +11,9 @@ number, so a resumed run draws exactly what an uninterrupted run would.
 With several CPU devices (the ``nstm`` command makes one per core), a step's measurements are
 split across them and the losses and gradients averaged (data parallelism): each device then
 runs its share of the step as one sequence of operations on cache-sized blocks, which keeps
-the cores busier than splitting every operation between them (paper preset, 4 x 256² on 2
-cores: about 0.8x the step time, with the MLP's smaller blocks; ``benchmarks/README.md``).
+the cores busier than splitting every operation between them (figures: "Design figures cited
+by the code" in ``benchmarks/README.md``). Fields a system lists in ``per_measurement`` are
+divided between the devices by rows rather than copied to each.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def make_optimizer(
     ``(model, system_params)``.
 
     Each group's parameters are updated as one flat vector (``optax.flatten``): the same
-    arithmetic as per array, but one fused loop instead of a few per array, which takes
-    about 1 s off compiling the training step and a millisecond off each step.
+    arithmetic as per array, but one fused loop instead of a few per array, which compiles and
+    runs faster.
     """
 
     def adam(lr: float) -> optax.GradientTransformation:
@@ -407,8 +408,7 @@ def _place(tree, sharding):
     """The arrays of ``tree`` on ``sharding`` (a device or a sharding); other leaves as they are.
 
     Arrays already there are passed through untouched: the training step places its arguments
-    on every call, which then takes 0.6 ms, against 3-4 ms with ``device_put`` on every array
-    (42 arrays, paper preset).
+    on every call, and a ``device_put`` of every array each time would cost milliseconds.
     """
 
     def put(x):
@@ -423,8 +423,8 @@ class _CompiledOnFirstCall:
     """A jitted function compiled ahead of its first execution, with the heap trimmed between.
 
     Compilation leaves a few hundred MB of freed but still mapped heap (glibc keeps it); handing
-    it back to the OS before the first execution keeps it out of the process's peak memory
-    (measured at 4 x 256²: peak 1.13 -> 0.87 GB). Later calls run the compiled executable
+    it back to the OS before the first execution keeps it out of the process's peak memory.
+    Later calls run the compiled executable
     directly; arguments must keep the shapes of the first call, as training's do. With several
     ``devices``, array arguments ``(params, opt_state, system, step, key)`` are placed on them
     first: the system's arrays marked in ``system_split`` divided by rows, everything else

@@ -3,9 +3,9 @@ its DPC notebook), with its bugs fixed: the encoding levels open level-major, th
 is not lost to float32 rounding, coordinates are clamped to the box, and phase is in radians.
 
 Same networks and training; the motion network is evaluated on a 4 px lattice and interpolated
-(``model.motion_stride_px``), which changes the displacement field by about 0.2 % RMS
-(``benchmarks/README.md``) and cuts a third of the step; set it to 1 to evaluate it at every
-pixel as the original does.
+(``model.motion_stride_px``), which changes the displacement field negligibly and saves much of
+its cost (``benchmarks/README.md``); set it to 1 to evaluate it at every pixel as the original
+does.
 """
 
 from __future__ import annotations
