@@ -260,7 +260,6 @@ def test_methods_are_listed():
     ("kwargs", "match"),
     [
         (dict(images=np.zeros((8, 8))), "images: expected a non-empty stack"),
-        (dict(images=np.zeros((4, 8, 8), complex)), "images: expected real"),
         (dict(images=np.full((4, 8, 8), np.nan)), "images: expected finite"),
         (dict(absorption_tf=np.zeros((4, 8, 9))), r"absorption_tf: expected shape"),
         (dict(phase_tf=np.zeros((3, 8, 8))), r"phase_tf: expected shape"),
@@ -282,6 +281,12 @@ def test_bad_input_raises_naming_the_argument(kwargs, match):
     positional = [args.pop(k) for k in ("images", "absorption_tf", "phase_tf")]
     with pytest.raises(ValueError, match=match):
         choose_tikhonov_reg(*positional, **args)
+
+
+def test_complex_frames_are_refused_as_the_wrong_type():
+    absorption_tf, phase_tf = dpc_transfer_functions((8, 8))
+    with pytest.raises(TypeError, match="images: expected real"):
+        choose_tikhonov_reg(np.zeros((4, 8, 8), complex), absorption_tf, phase_tf)
 
 
 def test_constant_frames_are_refused():

@@ -158,7 +158,7 @@ def test_rejects_bad_inputs():
     shape = (16, 20)
     absorption_tf, phase_tf = dpc_transfer_functions(shape)
     images = np.zeros((4,) + shape)
-    with pytest.raises(ValueError, match=r"images: expected a stack .* single 2D image"):
+    with pytest.raises(ValueError, match=r"images: expected a non-empty stack .* single 2D image"):
         tikhonov_dpc(images[0], absorption_tf, phase_tf)
     corrupted = images.copy()
     corrupted[2, 5, 7] = np.nan

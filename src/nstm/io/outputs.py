@@ -427,8 +427,8 @@ def save_video(
         import imageio_ffmpeg  # noqa: F401
     except ImportError:
         raise ImportError(
-            f"path: writing {path.name} (.mp4) needs the imageio-ffmpeg package "
-            "(pip install imageio-ffmpeg); or save as .gif"
+            f"path: writing {path.name} (.mp4) needs the imageio-ffmpeg package (pip install "
+            "'nstm-imaging[video]', or pip install imageio-ffmpeg); or save as .gif"
         ) from None
     import imageio.v2 as iio2
 

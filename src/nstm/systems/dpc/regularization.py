@@ -55,6 +55,7 @@ import scipy.optimize
 import scipy.signal
 
 from ...fourier import negated_frequency
+from .tikhonov import check_problem
 
 __all__ = [
     "DEFAULT_BOUNDS",
@@ -194,33 +195,13 @@ def _on_measured_grid(tf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _validate(images, absorption_tf, phase_tf, pad) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Float64 frames and complex128 transfer functions on the measured grid, or a ValueError."""
-    images = np.asarray(images)
-    if images.ndim != 3 or 0 in images.shape:
-        raise ValueError(
-            f"images: expected a non-empty stack (frames, H, W) of DPC frames, got shape "
-            f"{images.shape}"
-        )
-    if np.iscomplexobj(images) or not np.issubdtype(images.dtype, np.number):
-        raise ValueError(f"images: expected real DPC frames, got dtype {images.dtype}")
-    bad = images.size - np.count_nonzero(np.isfinite(images))
-    if bad:
-        raise ValueError(f"images: expected finite values, got {bad} NaN or inf entries")
-    if isinstance(pad, bool) or not isinstance(pad, int | np.integer) or pad < 0:
-        raise ValueError(f"pad: expected a non-negative int (pixels), got {pad!r}")
-    frames, height, width = images.shape
-    expected = (frames, height + 2 * pad, width + 2 * pad)
-    tfs = []
-    for name, tf in (("absorption_tf", absorption_tf), ("phase_tf", phase_tf)):
-        tf = np.asarray(tf)
-        if tf.shape != expected:
-            raise ValueError(
-                f"{name}: expected shape (frames, H + 2*pad, W + 2*pad) = {expected} for images "
-                f"{images.shape} and pad={pad}, got {tf.shape}"
-            )
-        if not np.all(np.isfinite(tf)):
-            raise ValueError(f"{name}: expected finite values, got NaN or inf")
-        tfs.append(_on_measured_grid(tf.astype(np.complex128), (height, width)))
-    return images.astype(np.float64), tfs[0], tfs[1]
+    images = check_problem(images, absorption_tf, phase_tf, pad)
+    shape = images.shape[1:]
+    tfs = [
+        _on_measured_grid(np.asarray(tf).astype(np.complex128), shape)
+        for tf in (absorption_tf, phase_tf)
+    ]
+    return images, tfs[0], tfs[1]
 
 
 def _decompose(images: np.ndarray, hu: np.ndarray, hp: np.ndarray) -> _Spectrum:

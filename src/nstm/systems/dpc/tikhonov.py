@@ -91,16 +91,21 @@ class _NormalEquations:
         return float(total) / (self.shape[0] * self.shape[1])
 
 
-def _validate(images, absorption_tf, phase_tf, reg_absorption, reg_phase, pad, max_iter, tol):
+def check_problem(images, absorption_tf, phase_tf, pad) -> np.ndarray:
+    """Float64 ``(frames, H, W)`` frames, after checking them and the transfer functions of the
+    padded canvas against each other, or an error naming the argument (shared with
+    :mod:`.regularization`)."""
     images = np.asarray(images)
     if images.ndim == 2:
         raise ValueError(
-            f"images: expected a stack (frames, H, W), got a single 2D image of shape "
+            f"images: expected a non-empty stack (frames, H, W), got a single 2D image of shape "
             f"{images.shape}; DPC needs one image per source (use images[None] for one frame)"
         )
-    if images.ndim != 3:
-        raise ValueError(f"images: expected a 3D array (frames, H, W), got shape {images.shape}")
-    if np.iscomplexobj(images):
+    if images.ndim != 3 or 0 in images.shape:
+        raise ValueError(
+            f"images: expected a non-empty stack (frames, H, W), got shape {images.shape}"
+        )
+    if np.iscomplexobj(images) or not np.issubdtype(images.dtype, np.number):
         raise TypeError(f"images: expected real DPC frames, got dtype {images.dtype}")
     bad = np.size(images) - np.count_nonzero(np.isfinite(images))
     if bad:
@@ -118,6 +123,11 @@ def _validate(images, absorption_tf, phase_tf, reg_absorption, reg_phase, pad, m
             )
         if not np.all(np.isfinite(tf)):
             raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    return images.astype(np.float64)
+
+
+def _validate(images, absorption_tf, phase_tf, reg_absorption, reg_phase, pad, max_iter, tol):
+    images = check_problem(images, absorption_tf, phase_tf, pad)
     for name, reg in (("reg_absorption", reg_absorption), ("reg_phase", reg_phase)):
         if not np.isfinite(reg) or reg < 0:
             raise ValueError(f"{name}: expected a finite value >= 0, got {reg!r}")
@@ -125,7 +135,7 @@ def _validate(images, absorption_tf, phase_tf, reg_absorption, reg_phase, pad, m
         raise ValueError(f"max_iter: expected a positive int, got {max_iter!r}")
     if not np.isfinite(tol) or tol <= 0:
         raise ValueError(f"tol: expected a positive relative residual, got {tol!r}")
-    return images.astype(np.float64)
+    return images
 
 
 def tikhonov_dpc(
