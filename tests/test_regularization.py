@@ -6,12 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
+from dpc_problems import dense_model, dpc_transfer_functions
 from scipy.ndimage import gaussian_filter
 
 from nstm.metrics import psnr_per_frame
-from nstm.optics import pupil
 from nstm.systems.dpc import DPC, DPCConfig
-from nstm.systems.dpc.optics import apply_transfer_functions, dpc_sources, transfer_functions
+from nstm.systems.dpc.optics import apply_transfer_functions
 from nstm.systems.dpc.regularization import (
     METHODS,
     _decompose,
@@ -21,24 +21,6 @@ from nstm.systems.dpc.regularization import (
     periodic_component,
 )
 from nstm.systems.dpc.simulation import DPCSimulationConfig, simulate_dpc
-
-OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
-NA = 0.25
-
-
-def dpc_transfer_functions(shape):
-    sources = dpc_sources(shape, na_illum=NA, **OPTICS)
-    return transfer_functions(sources, pupil(shape, na=NA, **OPTICS))
-
-
-def dense_model(absorption_tf, phase_tf):
-    """Dense matrix of the periodic linear model, columns = unit (mu, phi) pixels."""
-    _, height, width = absorption_tf.shape
-    eye = np.eye(height * width).reshape(-1, height, width)
-    zero = np.zeros((height, width))
-    columns = [apply_transfer_functions(e, zero, absorption_tf, phase_tf) for e in eye]
-    columns += [apply_transfer_functions(zero, e, absorption_tf, phase_tf) for e in eye]
-    return np.stack([c.astype(np.float64).ravel() for c in columns], axis=1)
 
 
 def dense_quantities(matrix, data, reg):

@@ -2,33 +2,11 @@
 
 import numpy as np
 import pytest
+from dpc_problems import dense_model, dpc_transfer_functions
 from scipy.ndimage import gaussian_filter
 
-from nstm.optics import pupil
-from nstm.systems.dpc.optics import apply_transfer_functions, dpc_sources, transfer_functions
+from nstm.systems.dpc.optics import apply_transfer_functions
 from nstm.systems.dpc.tikhonov import tikhonov_dpc
-
-OPTICS = dict(wavelength_um=0.525, pixel_size_um=0.454)
-NA = 0.25
-
-
-def dpc_transfer_functions(shape):
-    sources = dpc_sources(shape, na_illum=NA, **OPTICS)
-    return transfer_functions(sources, pupil(shape, na=NA, **OPTICS))
-
-
-def dense_model(absorption_tf, phase_tf):
-    """Dense matrix of the linear model, columns = unit (mu, phi) pixels."""
-    n, height, width = absorption_tf.shape
-    columns = []
-    for channel in range(2):
-        for index in range(height * width):
-            unit = np.zeros(height * width)
-            unit[index] = 1.0
-            maps = [np.zeros((height, width)), np.zeros((height, width))]
-            maps[channel] = unit.reshape(height, width)
-            columns.append(apply_transfer_functions(*maps, absorption_tf, phase_tf).ravel())
-    return np.stack(columns, axis=1)
 
 
 @pytest.mark.parametrize("shape", [(8, 10), (7, 9)])

@@ -61,6 +61,7 @@ def parse_yaml(text: str, source: str = "YAML") -> Any:
 
 
 Activation = Literal["relu", "gelu", "elu", "silu", "tanh"]
+"""Hidden activations of the MLPs (nstm.model.mlp implements each)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable
-from typing import Literal
 
 import equinox as eqx
 import jax
@@ -17,10 +16,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import host_random
+from ..config import Activation
 
 __all__ = ["MLP", "Activation"]
 
-Activation = Literal["relu", "gelu", "elu", "silu", "tanh"]
 
 _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "relu": jax.nn.relu,

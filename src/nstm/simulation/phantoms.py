@@ -454,14 +454,7 @@ def _read_image(path: Path, frame: int = 0) -> np.ndarray:
 
 def _from_image(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Phase and absorption from an image file's grey level (see :func:`make_phantom`)."""
-    image = _read_image(path)
-    if image.ndim == 3:  # colour: drop alpha, average the channels
-        image = image[..., :3].mean(axis=-1)
-    if image.ndim != 2 or min(image.shape) < 2:
-        raise ValueError(f"name: {path} is not a 2D image (shape {image.shape})")
-    span = image.max() - image.min()
-    grey = (image - image.min()) / span if span > 0 else np.zeros_like(image)
-    (grey,) = _cover_and_crop([grey], shape)
+    grey = _grey_from_file(path, shape)
     return _USAF_ABSORPTION * grey, _USAF_PHASE_RAD * grey
 
 
