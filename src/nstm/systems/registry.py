@@ -74,6 +74,17 @@ class Demo:
     setting found with the truth."""
 
 
+def square_demo(config_cls: type) -> Callable[[int, str | None], Any]:
+    """A :attr:`Demo.simulation` for simulation configs with ``shape`` (H, W) and ``phantom``
+    fields: a ``size x size`` field of view, the given phantom or the config's default."""
+
+    def simulation(size: int, phantom: str | None) -> Any:
+        chosen = {} if phantom is None else {"phantom": phantom}
+        return config_cls(shape=(size, size), **chosen)
+
+    return simulation
+
+
 @dataclasses.dataclass(frozen=True)
 class SystemSpec:
     """How the command line builds, simulates, configures and demonstrates a system."""

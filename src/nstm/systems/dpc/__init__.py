@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Demo, DemoReport, Simulation, SystemSpec
+from ..registry import Demo, DemoReport, Simulation, SystemSpec, square_demo
 from .data import save_dpc
 from .presets import paper
 from .simulation import DPCSimulationConfig, simulate_dpc
@@ -31,12 +31,6 @@ def _describe(sim: DPCSimulationConfig) -> str:
         f"a {sim.frames} x {h} x {w} DPC sample ({sim.phantom}, {sim.motion} motion up to "
         f"{sim.max_displacement_px} px, {sim.image_model}, {noise})"
     )
-
-
-def _demo_simulation(size: int, phantom: str | None) -> DPCSimulationConfig:
-    if phantom is None:
-        return DPCSimulationConfig(shape=(size, size))
-    return DPCSimulationConfig(shape=(size, size), phantom=phantom)
 
 
 def _demo_report(system: DPC, truth: dict[str, np.ndarray], border: int) -> DemoReport:
@@ -78,5 +72,5 @@ SPEC = SystemSpec(
     simulation=Simulation(
         config_cls=DPCSimulationConfig, simulate=simulate_dpc, save=save_dpc, describe=_describe
     ),
-    demo=Demo(simulation=_demo_simulation, min_size=32, report=_demo_report),
+    demo=Demo(simulation=square_demo(DPCSimulationConfig), min_size=32, report=_demo_report),
 )

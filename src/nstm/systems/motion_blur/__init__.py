@@ -10,7 +10,7 @@ The smallest complete system, the worked example of ``docs/add-your-own-system.m
 
 from __future__ import annotations
 
-from ..registry import Demo, Simulation, SystemSpec
+from ..registry import Demo, Simulation, SystemSpec, square_demo
 from .data import MotionBlurData as MotionBlurData
 from .data import load_motion_blur as load_motion_blur
 from .data import save_motion_blur as save_motion_blur
@@ -29,12 +29,6 @@ def _describe(sim: MotionBlurSimulationConfig) -> str:
     )
 
 
-def _demo_simulation(size: int, phantom: str | None) -> MotionBlurSimulationConfig:
-    if phantom is None:
-        return MotionBlurSimulationConfig(shape=(size, size))
-    return MotionBlurSimulationConfig(shape=(size, size), phantom=phantom)
-
-
 SPEC = SystemSpec(
     name="motion-blur",
     config_cls=MotionBlurConfig,
@@ -48,5 +42,5 @@ SPEC = SystemSpec(
         save=save_motion_blur,
         describe=_describe,
     ),
-    demo=Demo(simulation=_demo_simulation, min_size=32),
+    demo=Demo(simulation=square_demo(MotionBlurSimulationConfig), min_size=32),
 )
