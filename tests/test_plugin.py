@@ -45,6 +45,8 @@ def test_plugin_system_runs_through_every_command(env, tmp_path):
         # One output per frame (the plug-in's output_times), though 12 tiles were measured.
         assert recon["value"].shape == (3, 32, 32) and recon["motion"].shape == (3, 32, 32, 2)
         np.testing.assert_allclose(recon["times"], [-1, 0, 1])
+    # The plug-in's own figure, beside the generic ones.
+    assert (run / "figure_tiles.png").is_file() and (run / "comparison.png").is_file()
 
     nstm(env, "baseline", "tiles", data / "data.npz", "--out", base)
     with np.load(base / "baseline.npz") as baseline, np.load(data / "data.npz") as raw:

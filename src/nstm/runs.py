@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ _RUN_PATTERNS = (
     "baseline_*.ome.tif",
     "video_*.gif",
     "video_*.mp4",
+    "figure_*.*",  # a system's own figures (SystemSpec.figures)
 )
 # Fields of the run config that a resumed run may change: they steer training from the current
 # step on, or only the outputs. Everything else defines the model or the problem.
@@ -304,7 +306,7 @@ def reconstruct(
     if progress:
         print(f"writing the outputs to {out}/ ...", file=sys.stderr, flush=True)
     try:
-        _write_run_outputs(out, system, config, result, with_baseline, start)
+        _write_run_outputs(out, system, config, result, with_baseline, start, spec.figures)
     except KeyboardInterrupt as err:
         raise OutputsInterrupted(
             "Ctrl-C while the outputs were written; the folder's previous outputs are as they "
@@ -321,11 +323,18 @@ def _write_run_outputs(
     result: FitResult,
     with_baseline: bool,
     start: float,
+    figures=None,
 ) -> None:
     with staged_outputs(out) as staging:
         baseline = write_baseline(staging, system) if with_baseline else None
         write_outputs(
-            staging, system, result.model, config, baseline=baseline, history=result.history
+            staging,
+            system,
+            result.model,
+            config,
+            baseline=baseline,
+            history=result.history,
+            figures=figures,
         )
         timing = {
             "steps": result.step,
@@ -403,8 +412,10 @@ def write_outputs(
     *,
     baseline: dict[str, np.ndarray] | None = None,
     history: list[dict] | None = None,
+    figures: Callable[[Path, AbstractImagingSystem, Mapping[str, np.ndarray]], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Render at the measurement times and write arrays, TIFFs, figures and the video."""
+    """Render at the output times and write arrays, TIFFs, figures and the video, plus the
+    system's own ``figures`` (its spec's) when given."""
     out = Path(out)
     chunk = config.render.chunk_points
     times = np.asarray(system.output_times, np.float32)
@@ -446,7 +457,24 @@ def write_outputs(
     write_video(out, system, model, config)
     if history:
         _plot_loss(out / "loss.png", history)
+    if figures is not None:
+        _write_system_figures(out, system, figures, recon, motion, times, baseline)
     return recon
+
+
+def _write_system_figures(out, system, figures, recon, motion, times, baseline) -> None:
+    """Call a system's figure writer and check it wrote only ``figure_*`` files (those a run
+    folder is known to hold, so that a later run replaces them only with --overwrite)."""
+    before = set(out.iterdir())
+    outputs = {**recon, "motion": motion, "times": times}
+    outputs.update({f"baseline_{k}": v for k, v in (baseline or {}).items()})
+    figures(out, system, outputs)
+    stray = sorted(p.name for p in set(out.iterdir()) - before if not p.name.startswith("figure_"))
+    if stray:
+        raise RuntimeError(
+            f"the {type(system).__name__} system's figure writer wrote {stray}; a system's own "
+            "figures must be named figure_*"
+        )
 
 
 def write_video(

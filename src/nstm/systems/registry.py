@@ -105,6 +105,11 @@ class SystemSpec:
     ``RunConfig(system=config_cls())`` unless given here."""
     simulation: Simulation | None = None
     demo: Demo | None = None
+    figures: Callable[[Path, AbstractImagingSystem, Mapping[str, np.ndarray]], None] | None = None
+    """``figures(folder, system, outputs)``: figures of the system's own beside the generic
+    ones (comparison, motion, video), written into ``folder`` as ``figure_*.png`` (or
+    ``.gif``/``.mp4``); ``outputs`` holds ``reconstruction`` arrays by channel, ``motion``,
+    ``times`` and, when there is one, ``baseline_<channel>``."""
 
 
 def _resolve(target: str) -> SystemSpec:
