@@ -8,4 +8,4 @@ Main entry points: :func:`nstm.model.make_model`, :func:`nstm.training.fit`,
 :func:`nstm.model.render_scenes`, the systems in :mod:`nstm.systems` and the ``nstm`` command.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
