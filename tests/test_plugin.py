@@ -66,6 +66,8 @@ def test_plugin_system_runs_through_every_command(env, tmp_path):
 
 
 def test_plugin_is_listed_and_unknown_systems_are_refused(env):
+    listed = nstm(env, "--help").stdout.split("SYSTEM is one of:")[1]
+    assert "tiles" in listed and "test plug-in" in listed and "dpc" in listed
     command = [sys.executable, "-m", "nstm.cli", "simulate", "nope", "--out", "x"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and "'tiles'" in done.stderr and "'dpc'" in done.stderr

@@ -148,7 +148,7 @@ class TrainConfig:
     """Initial learning rate of the motion network."""
     system_lr: float = 0.0
     """Initial learning rate of the imaging system's trainable parameters (e.g. modulation
-    depths, a pupil aberration; see the system's ``trainable``); 0 keeps them frozen."""
+    depths, a pupil aberration; see the system's trainable fields); 0 keeps them frozen."""
     final_lr_fraction: float = 0.1
     """Both learning rates decay exponentially to this fraction of their initial value over
     the schedule, and stay there."""
@@ -180,7 +180,7 @@ class RunConfig(Generic[S]):
     """Everything that defines a reconstruction."""
 
     system: S
-    """Parameters of the imaging system (its spec's ``config_cls``, e.g.
+    """Parameters of the imaging system (its spec's config class, e.g.
     nstm.systems.dpc.DPCConfig)."""
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()

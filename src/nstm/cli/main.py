@@ -401,6 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
+        print("SYSTEM is one of:")
+        for name in sorted(available_systems()):
+            try:
+                description = get_system(name).description
+            except Exception as err:  # a broken plug-in must not hide the others
+                description = f"(cannot be loaded: {_one_line(err)})"
+            print(f"  {name:<14} {description}")
         return 0
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}; one of {sorted(COMMANDS)}", file=sys.stderr)
