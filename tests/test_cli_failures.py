@@ -242,8 +242,11 @@ def test_ctrl_c_while_writing_outputs_leaves_no_partial_outputs(env, data, tmp_p
     args = ["reconstruct", "dpc", data / "data.npz", "--out", run, "--steps", "3", *TINY]
     # The real command, with its video writer made to announce itself and wait, so that the
     # signal lands inside the output writing however fast the machine (a timed wait was flaky).
+    # Python leaves SIGINT ignored when it starts ignored (a job started with & by a
+    # non-interactive shell, as CI scripts may be): restore Ctrl-C's handler, as a terminal has.
     held_writer = (
-        "import sys, time, nstm.runs\n"
+        "import signal, sys, time, nstm.runs\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "def held(*args, **kwargs):\n"
         "    print('HELD IN THE VIDEO WRITER', file=sys.stderr, flush=True)\n"
         "    time.sleep(120)\n"
