@@ -396,9 +396,10 @@ def write_baseline(out: str | Path, system: AbstractImagingSystem) -> dict[str, 
     return baseline
 
 
-def _spacing(system: AbstractImagingSystem) -> dict[str, float] | None:
-    """The system's pixel size per axis letter (``{"Y": ..., "X": ...}``), or None."""
-    spacing = system.spacing_um
+def _spacing(system: AbstractImagingSystem, spacing=None) -> dict[str, float] | None:
+    """The system's pixel size per axis letter (``{"Y": ..., "X": ...}``), or None; or that of
+    ``spacing`` (a tuple per axis) when given."""
+    spacing = system.spacing_um if spacing is None else spacing
     if spacing is None:
         return None
     return dict(zip("ZYX"[-len(spacing) :], (float(v) for v in spacing), strict=True))
@@ -421,6 +422,7 @@ def write_outputs(
     times = np.asarray(system.output_times, np.float32)
     recon = system.outputs(render_scenes(model, times, chunk_points=chunk))
     motion = motion_fields(model, times, chunk_points=chunk)[(slice(None), *system.fov)]
+    motion = np.asarray(system.motion_output(motion), np.float32)
     np.savez(out / "reconstruction.npz", **recon, motion=motion, times=times)
     spatial = "ZYX"[-(motion.ndim - 2) :]
     spacing = _spacing(system)
@@ -436,7 +438,8 @@ def write_outputs(
         spacing_um=spacing,
         channel_names=[f"d{a.lower()} (px)" for a in spatial],
     )
-    save_motion_figure(out / "motion.png", motion, times, spacing_um=spacing)
+    motion_spacing = _spacing(system, system.motion_spacing_um)
+    save_motion_figure(out / "motion.png", motion, times, spacing_um=motion_spacing)
 
     panels = {
         f"NSTM t={t:+.2f}": {k: v[i] for k, v in recon.items()} for i, t in _pick_frames(times)

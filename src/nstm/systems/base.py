@@ -149,6 +149,19 @@ class AbstractImagingSystem(eqx.Module):
         result as ``baseline.json``; empty by default."""
         return {}
 
+    def motion_output(self, motion: np.ndarray) -> np.ndarray:
+        """The motion written to the outputs, ``(times, *fov_shape, ndim)``, from the model's
+        (in grid pixels); the default keeps grid pixels. A system whose users count in other
+        units (SIM: raw voxels, whose lateral pixels are ``zoom`` grid pixels) converts here,
+        and gives their size in :attr:`motion_spacing_um`."""
+        return motion
+
+    @property
+    def motion_spacing_um(self) -> tuple[float, ...] | None:
+        """Physical size per axis of :meth:`motion_output`'s unit; :attr:`spacing_um` by
+        default."""
+        return self.spacing_um
+
     def outputs(self, scenes: Float[Array, "times *grid channels"]) -> dict[str, np.ndarray]:
         """Split rendered scenes into named ``(times, *fov_shape)`` arrays, one per channel."""
         scenes = np.asarray(scenes)[(slice(None), *self.fov)]
