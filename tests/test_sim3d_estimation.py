@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstm.systems.sim3d.bands import band_otfs_from_psf
+from nstm.systems.sim3d.bands import FULL_CONTRAST_AMPLITUDES, band_otfs_from_psf
 from nstm.systems.sim3d.estimation import (
     SIMParameters,
     estimate_k0,
@@ -36,7 +36,7 @@ CHECK = next(
     ),
     None,
 )
-THREE_BEAMS = np.array([2 / 3, 1 / 3])  # amp_m of three equal beams at full contrast
+THREE_BEAMS = np.array(FULL_CONTRAST_AMPLITUDES)  # amp_m of three equal beams, full contrast
 
 
 @pytest.fixture(scope="module")

