@@ -212,3 +212,15 @@ def test_motion_error_complex_names_the_argument():
 def test_motion_error_bad_border(border):
     with pytest.raises(ValueError, match="border"):
         motion_error(np.zeros((2, 32, 40, 2)), np.zeros((2, 32, 40, 2)), border=border)
+
+
+def test_psnr_per_frame_of_volumes_is_each_volume_psnr():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=(3, 4, 20, 20))
+    estimate = truth + 0.1 * rng.normal(size=truth.shape)
+    per_frame = psnr_per_frame(estimate, truth, border=2)
+    np.testing.assert_allclose(
+        per_frame, [psnr(e, t, border=2) for e, t in zip(estimate, truth, strict=True)]
+    )
+    with pytest.raises(ValueError, match=r"\(frames, Z, H, W\)"):
+        psnr_per_frame(estimate[None], truth[None], border=2)

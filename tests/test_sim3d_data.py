@@ -40,7 +40,8 @@ def test_npz_round_trip_with_overrides(tmp_path):
     back = load_sim(tmp_path / "d.npz")
     np.testing.assert_array_equal(back.raw, raw)
     np.testing.assert_array_equal(back.k0, k0)
-    np.testing.assert_array_equal(back.modulation, np.full((3, 2), 0.8))
+    # A modulation depth of 0.8: amp_1, amp_2 = 0.8 * (2/3, 1/3) (bands.three_beam_amplitudes).
+    np.testing.assert_allclose(back.modulation, np.tile([0.8 * 2 / 3, 0.8 / 3], (3, 1)))
     assert back.background == 10
     # Acquisition order: orientation-major, then phase, evenly over [-1, 1].
     np.testing.assert_allclose(back.times.ravel(), np.linspace(-1, 1, 15), atol=1e-6)

@@ -75,8 +75,8 @@ def psnr_per_frame(estimate: np.ndarray, truth: np.ndarray, **kwargs) -> np.ndar
 
     Parameters
     ----------
-    estimate, truth : array_like, shape (frames, H, W)
-        Image stacks; same shape.
+    estimate, truth : array_like, shape (frames, H, W) or (frames, Z, H, W)
+        Image or volume stacks; same shape (a volume's PSNR is over all its planes).
     **kwargs
         ``border``, ``remove_mean`` and ``data_range`` of :func:`psnr`; a default ``data_range``
         is taken from each truth frame.
@@ -87,10 +87,10 @@ def psnr_per_frame(estimate: np.ndarray, truth: np.ndarray, **kwargs) -> np.ndar
         PSNR of each frame in dB.
     """
     est, tru = np.asarray(estimate), np.asarray(truth)
-    if est.ndim != 3 or est.shape != tru.shape:
+    if est.ndim not in (3, 4) or est.shape != tru.shape:
         raise ValueError(
-            "estimate and truth must be stacks of the same shape (frames, H, W); "
-            f"got {est.shape} and {tru.shape}"
+            "estimate and truth must be stacks of the same shape (frames, H, W) or "
+            f"(frames, Z, H, W); got {est.shape} and {tru.shape}"
         )
     return np.array([psnr(e, t, **kwargs) for e, t in zip(est, tru, strict=True)])
 

@@ -97,6 +97,7 @@ RUN_FILES = (
     "loss.png",
     "motion.ome.tif",
     "system_parameters.npz",
+    "parameters.json",
 )
 _RUN_PATTERNS = (
     "reconstruction_*.ome.tif",
@@ -457,6 +458,9 @@ def write_outputs(
     if config.train.system_lr > 0 and system.trainable:
         trained = {name: np.asarray(getattr(system, name)) for name in system.trainable}
         np.savez(out / "system_parameters.npz", **trained)
+    parameters = system.parameters()
+    if parameters:
+        (out / "parameters.json").write_text(json.dumps(parameters, indent=2))
     write_video(out, system, model, config)
     if history:
         _plot_loss(out / "loss.png", history)

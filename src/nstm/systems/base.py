@@ -144,6 +144,11 @@ class AbstractImagingSystem(eqx.Module):
         del scenes
         return jnp.zeros(())
 
+    def parameters(self) -> dict[str, object]:
+        """The system's parameters as used (estimated from the data or given), written as
+        ``parameters.json`` in the run folder; nothing by default."""
+        return {}
+
     def baseline_info(self) -> dict[str, object]:
         """How :meth:`reconstruct_static` reconstructs (method, parameters), written beside its
         result as ``baseline.json``; empty by default."""

@@ -25,6 +25,7 @@ from .base import AbstractImagingSystem
 _BUILTIN = {
     "dpc": "nstm.systems.dpc:SPEC",
     "motion-blur": "nstm.systems.motion_blur:SPEC",
+    "sim3d": "nstm.systems.sim3d:SPEC",
 }
 
 

@@ -22,8 +22,9 @@ key                 shape                         meaning
                                                   (ky, kx), cycles/µm (else estimated)
 ``phases``          (orientations, phases)        optional: first-order phase, radians, at
                                                   raw voxel (0, 0, 0) (else estimated)
-``modulation``      scalar, (orientations,) or    optional: the orders' strength relative to
-                    (orientations, 2)             order 0 (else estimated)
+``modulation``      scalar, (orientations,) or    optional: modulation depth, 1 for three
+                    (orientations, 2)             equal beams at full contrast (one, one per
+                                                  orientation, or per orientation and order)
 ==================  ============================  ============================================
 
 A TIFF stack holds ``raw`` alone, its pages in cudasirecon's order by default (phases fastest,
@@ -45,6 +46,7 @@ import tifffile
 
 from ...io.tiff import read_tiff_spacing_um
 from ...validation import check_normalized_times, check_positive
+from .bands import FULL_CONTRAST_AMPLITUDES, three_beam_amplitudes
 
 # The microscope's scalar parameters: npz key -> (field, unit, option).
 SCALARS = {
@@ -81,7 +83,8 @@ class SIMData:
     phases: np.ndarray | None = None
     """(orientations, phases) radians, or None (estimated)."""
     modulation: np.ndarray | None = None
-    """(orientations, 2) strengths of orders 1 and 2 relative to order 0, or None."""
+    """(orientations, 2) amplitudes amp_1, amp_2 of orders 1 and 2 relative to order 0 (from a
+    modulation depth: depth * (2/3, 1/3)), or None (estimated)."""
 
     def __post_init__(self):
         raw = np.asarray(self.raw)
@@ -147,16 +150,8 @@ class SIMData:
                 )
             object.__setattr__(self, "phases", values)
         if self.modulation is not None:
-            values = np.asarray(self.modulation, np.float64)
-            if values.ndim == 0:
-                values = np.full((orientations, 2), float(values))
-            elif values.shape == (orientations,):
-                values = np.repeat(values[:, None], 2, axis=1)
-            if values.shape != (orientations, 2) or not np.all(np.isfinite(values)):
-                raise ValueError(
-                    f"modulation: expected a scalar, (orientations,) or (orientations, 2) = "
-                    f"{(orientations, 2)}, got shape {np.shape(self.modulation)}"
-                )
+            # A depth (1: three equal beams at full contrast) to the orders' amplitudes.
+            values = three_beam_amplitudes(self.modulation, orientations)
             object.__setattr__(self, "modulation", values)
         object.__setattr__(self, "raw", raw.astype(np.float32, copy=False))
 
@@ -187,9 +182,11 @@ def save_sim(path: str | os.PathLike[str], data: SIMData) -> None:
     for key, (field, _, _) in SCALARS.items():
         arrays[key] = np.float64(getattr(data, field))
     arrays["background"] = np.float64(data.background)
-    for key in ("k0", "phases", "modulation"):
+    for key in ("k0", "phases"):
         if getattr(data, key) is not None:
             arrays[key] = getattr(data, key)
+    if data.modulation is not None:  # written as the depth per orientation and order
+        arrays["modulation"] = data.modulation / np.asarray(FULL_CONTRAST_AMPLITUDES)
     np.savez(path, **arrays)
 
 
