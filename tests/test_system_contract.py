@@ -57,7 +57,12 @@ def case(request, tmp_path_factory):
     """(spec, system, truth) for a small simulated acquisition, through the data layout."""
     spec = get_system(request.param)
     assert spec.simulation is not None, f"{spec.name} has no simulator"
-    sim = spec.demo.simulation(32, None) if spec.demo else spec.simulation.config_cls()
+    # The smallest case each system demonstrates keeps the checks quick.
+    sim = (
+        spec.demo.simulation(spec.demo.min_size, None)
+        if spec.demo
+        else spec.simulation.config_cls()
+    )
     data, truth = spec.simulation.simulate(sim)
     path = tmp_path_factory.mktemp(spec.name) / "data.npz"
     spec.simulation.save(path, data)
