@@ -302,8 +302,8 @@ class DemoArgs:
     """Folder for the data (data/), the run (run/) and the figures."""
     steps: int | None = None
     """Optimizer steps (default: the default preset's)."""
-    size: int = 256
-    """Field of view, pixels per side."""
+    size: int | None = None
+    """Field of view, pixels per side (default: the system's, 256 for DPC)."""
     phantom: str | None = None
     """Simulated sample (default: the system's; see nstm simulate SYSTEM --help). For DPC the
     default, cells, is a weak phase object (up to 2 rad), for which the linear DPC model that
@@ -326,12 +326,13 @@ def cmd_demo(argv: list[str]) -> int:
     if spec.demo is None or spec.simulation is None:
         raise ValueError(f"nstm demo: the {system!r} system has no demo")
     args = tyro.cli(DemoArgs, args=argv, prog=f"nstm demo {system}")
-    if args.size < spec.demo.min_size:
+    if args.size is not None and args.size < spec.demo.min_size:
         raise ValueError(f"--size: expected at least {spec.demo.min_size} pixels, got {args.size}")
+    size = spec.demo.default_size if args.size is None else args.size
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected at least 1, got {args.steps}")
     start = time.perf_counter()
-    sim = spec.demo.simulation(args.size, args.phantom)
+    sim = spec.demo.simulation(size, args.phantom)
     run = args.out / "run"
     config = presets.preset("default", system)
     if args.steps is not None:
@@ -348,10 +349,10 @@ def cmd_demo(argv: list[str]) -> int:
     _, system_obj, _ = reconstruct(
         system, data_path, run, config, overwrite=args.overwrite, progress=not args.quiet
     )
-    border = min(_DEMO_BORDER_PX, args.size // 8)
+    border = min(_DEMO_BORDER_PX, size // 8)
     channels = tuple(c for c in system_obj.channels if c in truth)
     metrics = evaluate(run, truth, channels, border=border)
-    report = spec.demo.report(system_obj, truth, border) if spec.demo.report else DemoReport()
+    report = spec.demo.report(system_obj, truth, border, run) if spec.demo.report else DemoReport()
     metrics.update(report.metrics)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     baseline_label = report.baseline_label or "conventional"

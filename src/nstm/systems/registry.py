@@ -70,9 +70,13 @@ class Demo:
     """``simulation(size_px, phantom or None) -> Simulation.config_cls`` instance."""
     min_size: int = 32
     """Smallest ``--size`` in pixels."""
-    report: Callable[[AbstractImagingSystem, dict[str, np.ndarray], int], DemoReport] | None = None
-    """``report(system, truth, border_px)``: extra rows, e.g. the baseline at its best
-    setting found with the truth."""
+    default_size: int = 256
+    """``--size`` when none is given."""
+    report: (
+        Callable[[AbstractImagingSystem, dict[str, np.ndarray], int, Path], DemoReport] | None
+    ) = None
+    """``report(system, truth, border_px, run_folder)``: extra rows, e.g. the baseline at its
+    best setting found with the truth, or scores read from the run's outputs."""
 
 
 def square_demo(config_cls: type) -> Callable[[int, str | None], Any]:

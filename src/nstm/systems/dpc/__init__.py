@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..registry import Demo, DemoReport, Simulation, SystemSpec, square_demo
@@ -33,7 +35,7 @@ def _describe(sim: DPCSimulationConfig) -> str:
     )
 
 
-def _demo_report(system: DPC, truth: dict[str, np.ndarray], border: int) -> DemoReport:
+def _demo_report(system: DPC, truth: dict[str, np.ndarray], border: int, run: Path) -> DemoReport:
     """The weight the baseline used and the conventional reconstruction at its best weight,
     found with the truth (an oracle a user does not have), beside it."""
     info = system.baseline_info()

@@ -78,10 +78,11 @@ def simulate_sim3d(
         Raw camera values (background included) and the microscope; the pattern is left to
         be estimated.
     truth : dict
-        ``volume`` (stacks, Z, zoom Y, zoom X), the density at each stack's (mean) time on the
+        ``density`` (stacks, Z, zoom Y, zoom X), the emitters at each stack's (mean) time on the
         output grid; ``motion`` (stacks, Z, zoom Y, zoom X, 3), (dz, dy, dx) in raw voxels,
-        pull convention; ``k0`` (orientations, 2), ``phases`` (orientations, phases),
-        ``amplitudes`` (orientations, 2); for beads ``bead_pos_um`` (stacks, beads, 3).
+        pull convention (beads: translation only); ``k0`` (orientations, 2), ``phases``
+        (orientations, phases), ``amplitudes`` (orientations, 2); for beads ``bead_pos_um``
+        (stacks, beads, 3).
     """
     if config.motion == "brownian" and config.phantom != "beads":
         raise ValueError("motion: 'brownian' moves beads independently; use phantom 'beads'")
@@ -124,7 +125,7 @@ def simulate_sim3d(
     every_time = np.unique(np.concatenate([times.ravel(), stack_times.ravel()]))
 
     if config.phantom == "beads":
-        positions = _bead_positions(grid, spacing_raw_px=6.0, rng=rng)
+        positions = _bead_positions(grid, spacing_raw_px=10.0, rng=rng)
         walks = _bead_paths(config, positions, every_time, scale, rng)
 
         def density_at(t: float) -> np.ndarray:
@@ -175,8 +176,10 @@ def simulate_sim3d(
     )  # fmt: skip
     fov = (slice(None), *grid.fov)
     volumes = np.stack([density_at(t) for t in stack_times.ravel()])
+    # "density", not the reconstruction's "volume": the two have different units (emitters per
+    # voxel against the reconstruction's relative units), so no PSNR compares them.
     truth = {
-        "volume": volumes[fov].astype(np.float32),
+        "density": volumes[fov].astype(np.float32),
         "k0": k0,
         "phases": phases,
         "amplitudes": amplitudes,
@@ -187,7 +190,12 @@ def simulate_sim3d(
         truth["bead_pos_um"] = np.stack(
             [(walks[float(t)] - origin) * spacing for t in stack_times.ravel()]
         ).astype(np.float32)
-        truth["motion"] = np.zeros((*volumes[fov].shape, 3), np.float32)  # beads: positions
+        if config.motion in ("none", "translation"):  # one field; Brownian beads have none
+            shift = np.stack([walks[float(t)][0] - positions[0] for t in stack_times.ravel()])
+            motion = -shift / scale  # pull: the sample at r came from r - shift
+            truth["motion"] = np.broadcast_to(
+                motion[:, None, None, None, :], (*volumes[fov].shape, 3)
+            ).astype(np.float32)
     elif field:
         truth["motion"] = np.stack(
             [field[float(t)][fov[1:]] / scale for t in stack_times.ravel()]
