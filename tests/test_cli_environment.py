@@ -86,7 +86,9 @@ def test_console_entry_point_reexecs_once_and_runs(tmp_path):
         timeout=120,
         check=True,
     )
-    assert out.stdout == USAGE + "\n"  # the command's usage, printed once
+    # The command's usage and its list of systems, printed once.
+    assert out.stdout.startswith(USAGE + "\n") and out.stdout.count(USAGE) == 1
+    assert "SYSTEM is one of:" in out.stdout
     starts = [line.split() for line in log.read_text().splitlines()]
     if environment.allocator_env(env) is None:  # this machine's huge pages: nothing to tune
         assert [tunables for _, tunables in starts] == ["-"]
