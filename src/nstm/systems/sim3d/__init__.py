@@ -41,7 +41,7 @@ def _demo_simulation(size: int, phantom: str | None) -> SIM3DSimulationConfig:
     return SIM3DSimulationConfig(shape=(8, size, size), **chosen)
 
 
-def _bead_scores(volume, positions_um, spacing):
+def bead_scores(volume, positions_um, spacing):
     """(median lateral FWHM nm, median localization error nm) of the isolated beads."""
     from .wiener import bead_fwhm, isolated_beads
 
@@ -70,7 +70,7 @@ def _demo_report(system: SIM3D, truth: dict, border: int, run: Path) -> DemoRepo
     ):
         scores = np.array(
             [
-                _bead_scores(v, p, spacing)
+                bead_scores(v, p, spacing)
                 for v, p in zip(volumes, truth["bead_pos_um"], strict=True)
             ]
         )
