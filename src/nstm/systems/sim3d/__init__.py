@@ -85,9 +85,10 @@ def _demo_report(system: SIM3D, truth: dict, border: int, run: Path) -> DemoRepo
 
 
 def _default() -> RunConfig:
-    """The package defaults, with 3 of the raw stacks per step: each renders the whole padded
-    volume, so fitting all 15 at once costs 5x as much per step."""
-    return RunConfig(system=SIM3DConfig(), train=TrainConfig(frames_per_step=3))
+    """The package defaults, with 3 of the raw stacks per step (each renders the whole padded
+    volume, so fitting all 15 at once costs 5x as much per step) and 200 steps (beads reach the
+    Wiener's resolution by then: benchmarks/README.md, sim3d_beads.py)."""
+    return RunConfig(system=SIM3DConfig(), train=TrainConfig(steps=200, frames_per_step=3))
 
 
 SPEC = SystemSpec(
@@ -106,5 +107,5 @@ SPEC = SystemSpec(
         save=save_sim,
         describe=_describe,
     ),
-    demo=Demo(simulation=_demo_simulation, min_size=16, default_size=48, report=_demo_report),
+    demo=Demo(simulation=_demo_simulation, min_size=16, default_size=32, report=_demo_report),
 )
