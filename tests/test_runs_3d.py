@@ -101,3 +101,29 @@ def test_figures_and_video_are_written(run):
     # are merged by the GIF writer, so their number is not checked).
     video = iio.imread(run / "video_density.gif", index=None)
     assert video.ndim >= 3 and video.shape[1:3] == (12, 12)
+
+
+def test_the_system_chooses_how_figures_show_its_volumes(run, monkeypatch, tmp_path):
+    """A system's volume_view reaches the comparison figure (SIM: projections, whatever the
+    sign of the Wiener's ringing)."""
+    import nstm.runs
+    from nstm.systems.sim3d import SIM3D
+
+    assert SIM3D.volume_view == "mip" and Volumes.volume_view == "auto"
+    seen = {}
+    monkeypatch.setattr(nstm.runs, "save_comparison_figure", lambda *a, **k: seen.update(k))
+
+    class Projected(Volumes):
+        volume_view: ClassVar[str] = "mip"
+
+    with np.load(run / "reconstruction.npz") as recon:
+        frames = recon["density"].shape[0]
+    zz = np.zeros((frames, 6, 12, 12), np.float32)
+    system = Projected(jnp.asarray(zz), jnp.asarray(np.linspace(-1, 1, frames, dtype=np.float32)))
+    small = ModelConfig(
+        scene=FieldConfig(log2_table_size=10, mlp_width=8),
+        motion=FieldConfig(num_levels=2, coarsest_cell_px=16.0, finest_cell_px=8.0, mlp_width=8),
+    )
+    config = RunConfig(system=None, model=small, render=RenderConfig(2))
+    write_outputs(tmp_path, system, build_model(system, small, seed=0), config)
+    assert seen["volume_view"] == "mip"

@@ -454,6 +454,7 @@ def write_outputs(
         units=dict(system.channel_units),
         title="NSTM vs conventional",
         spacing_um=spacing,
+        volume_view=system.volume_view,
     )
     if config.train.system_lr > 0 and system.trainable:
         trained = {name: np.asarray(getattr(system, name)) for name in system.trainable}

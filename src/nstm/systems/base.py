@@ -52,6 +52,9 @@ class AbstractImagingSystem(eqx.Module):
     """Array fields whose leading axis indexes the measurements (split across devices)."""
     trainable: ClassVar[tuple[str, ...]] = ()
     """Array fields that ``train.system_lr > 0`` trains with the networks."""
+    volume_view: ClassVar[str] = "auto"
+    """How figures show a volume: "mip" (maximum projections), "middle" (middle planes) or
+    "auto" (projections for non-negative channels, middle planes for signed ones)."""
     linear: ClassVar[bool] = False
     """Whether :meth:`forward` is linear in the scene (the contract tests then check it, and
     its adjoint by the dot-product test)."""

@@ -123,6 +123,8 @@ class SIM3D(AbstractImagingSystem):
     )
     trainable: ClassVar[tuple[str, ...]] = ("amplitudes",)
     linear: ClassVar[bool] = False  # the softplus keeps the density non-negative
+    # Projections show every bead; "auto" would pick middle planes, for the Wiener's ringing.
+    volume_view: ClassVar[str] = "mip"
 
     measured: Float[Array, "measurements ..."]
     """(stacks, Z, Y, X) or (planes, Y, X): raw values minus background, over ``scale``."""
