@@ -4,10 +4,10 @@ orders, and clear errors naming the field."""
 import numpy as np
 import pytest
 import tifffile
+from sim3d_check import CHECK
 
 from nstm.systems.sim3d.data import SIMData, default_times, load_sim, save_sim
 
-CHECK = "tests/data/sim3d-convention-check.npz"
 OPTICS = dict(
     pixel_size=0.08, z_step=0.125, wavelength_em=0.515, wavelength_ex=0.488, na=1.4,
     n_immersion=1.515,

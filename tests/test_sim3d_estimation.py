@@ -9,10 +9,10 @@ within 0.1 degree, phases within 0.1 rad).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from sim3d_check import CHECK
 
 from nstm.systems.sim3d.bands import FULL_CONTRAST_AMPLITUDES, band_otfs_from_psf
 from nstm.systems.sim3d.estimation import (
@@ -24,25 +24,11 @@ from nstm.systems.sim3d.estimation import (
     separate_bands,
 )
 
-HERE = Path(__file__).parent
-CHECK = next(
-    (
-        p
-        for p in (
-            HERE / "data" / "sim3d-convention-check.npz",
-            HERE.parent.parent / "shared" / "data" / "sim3d-convention-check.npz",
-        )
-        if p.exists()
-    ),
-    None,
-)
 THREE_BEAMS = np.array(FULL_CONTRAST_AMPLITUDES)  # amp_m of three equal beams, full contrast
 
 
 @pytest.fixture(scope="module")
 def check():
-    if CHECK is None:
-        pytest.skip("sim3d-convention-check.npz not found")
     data = dict(np.load(CHECK))
     data["band_otfs"] = band_otfs_from_psf(
         data["gt_psf"], kz0=float(data["gt_kz0"]), z_step_um=float(data["z_step"])

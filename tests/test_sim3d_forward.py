@@ -18,13 +18,12 @@ pins, and how (found by fitting, each step to float32 rounding):
   centres, plus 10 counts.
 """
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import erf
+from sim3d_check import CHECK
 
 from nstm.systems.sim3d.bands import (
     band_otfs_from_psf,
@@ -42,7 +41,7 @@ from nstm.systems.sim3d.forward import (
 )
 from nstm.systems.sim3d.otf import widefield_psf
 
-DATA = Path(__file__).parent / "data" / "sim3d-convention-check.npz"
+DATA = CHECK
 BACKGROUND = 10.0  # counts, in every raw value (the file's README)
 BORDER = 8  # raw pixels left out of the "interior" error
 BEAD_SIGMA_UM = np.sqrt(5e-4)  # the beads' Gaussian (22.4 nm), fitted to gt_volume

@@ -10,12 +10,12 @@ autocorrelation of the pupil cap, and cudasirecon's ``makeotf`` file layout as i
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 from scipy.special import j0, j1
+from sim3d_check import CHECK
 
 from nstm.systems.sim3d.bands import band_otfs_from_psf
 from nstm.systems.sim3d.otf import (
@@ -33,12 +33,6 @@ from nstm.systems.sim3d.otf import (
     widefield_psf,
 )
 
-NAME = "sim3d-convention-check.npz"
-# The team's shared copy, or one in tests/data.
-CANDIDATES = (
-    Path(__file__).parent / "data" / NAME,
-    Path(__file__).parents[2] / "shared" / "data" / NAME,
-)
 # The convention file's microscope: oil NA 1.4, emission 0.515 µm, pixel 0.08 µm, z step 0.125.
 NA, N_IMM, WL_EM, WL_EX, PIXEL, DZ = 1.4, 1.515, 0.515, 0.488, 0.08, 0.125
 OPTICS = dict(na=NA, n_immersion=N_IMM, wavelength_um=WL_EM)
@@ -46,10 +40,7 @@ OPTICS = dict(na=NA, n_immersion=N_IMM, wavelength_um=WL_EM)
 
 @pytest.fixture(scope="module")
 def check() -> dict[str, np.ndarray]:
-    path = next((p for p in CANDIDATES if p.exists()), None)
-    if path is None:
-        pytest.skip(f"{NAME} is missing from tests/data and shared/data")
-    with np.load(path) as data:
+    with np.load(CHECK) as data:
         return {key: data[key] for key in data.files}
 
 

@@ -8,14 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sim3d_check import CHECK
 
 from nstm.config import FieldConfig, ModelConfig, TrainConfig
 from nstm.runs import build_model
 from nstm.systems.sim3d import SIM3D, SIM3DConfig, SIM3DSimulationConfig, simulate_sim3d
 from nstm.systems.sim3d.system import load_system
 from nstm.training import fit
-
-CHECK = "tests/data/sim3d-convention-check.npz"
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ parameters and with the parameters we estimate from the raw data.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from sim3d_check import CHECK
 
 from nstm.systems.sim3d.bands import band_otfs_from_psf, three_beam_amplitudes
 from nstm.systems.sim3d.estimation import SIMParameters, estimate_parameters
@@ -26,26 +25,12 @@ from nstm.systems.sim3d.wiener import (
     wiener_reconstruction,
 )
 
-HERE = Path(__file__).parent
-CHECK = next(
-    (
-        p
-        for p in (
-            HERE / "data" / "sim3d-convention-check.npz",
-            HERE.parent.parent / "shared" / "data" / "sim3d-convention-check.npz",
-        )
-        if p.exists()
-    ),
-    None,
-)
 ZOOM = 2
 SPACING = (0.125, 0.04, 0.04)  # the file's output grid: z step, pixel / zoom
 
 
 @pytest.fixture(scope="module")
 def check():
-    if CHECK is None:
-        pytest.skip("sim3d-convention-check.npz not found")
     data = dict(np.load(CHECK))
     data["band_otfs"] = band_otfs_from_psf(
         data["gt_psf"], kz0=float(data["gt_kz0"]), z_step_um=float(data["z_step"])

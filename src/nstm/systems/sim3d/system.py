@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Array, Complex, Float, Int
 
 from ..base import AbstractImagingSystem
-from .bands import band_otfs_on_grid
+from .bands import band_otfs_from_psf, band_otfs_on_grid, three_beam_amplitudes
 from .data import SIMData, load_sim
 from .estimation import SIMParameters, estimate_parameters
 from .forward import SIMGrid, predict_plane, predict_stack, slab_transfer
@@ -48,11 +48,12 @@ Timing = Literal["auto", "stack", "plane"]
 
 
 class _Held:
-    """A value kept out of the pytree and compared by identity: a static field that jit can
-    hash (the raw data, for the conventional reconstruction, never enters the training step)."""
+    """Values kept out of the pytree and compared by identity: a static field that jit can
+    hash (the raw data and the camera PSF, for the conventional reconstruction, never enter the
+    training step)."""
 
-    def __init__(self, value):
-        self.value = value
+    def __init__(self, data: SIMData, psf: np.ndarray):
+        self.data, self.psf = data, psf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +148,7 @@ class SIM3D(AbstractImagingSystem):
     bandwidth: tuple[float, float, float] = eqx.field(static=True)
     parameters_json: str = eqx.field(static=True)
     wiener: float = eqx.field(static=True)
-    held_data: _Held = eqx.field(static=True)
+    held: _Held = eqx.field(static=True)
 
     @classmethod
     def from_data(cls, data: SIMData, config: SIM3DConfig = SIM3DConfig()) -> SIM3D:
@@ -184,8 +185,6 @@ class SIM3D(AbstractImagingSystem):
         k0 = config.k0 if config.k0 is not None else data.k0
         modulation = data.modulation
         if config.modulation is not None:
-            from .bands import three_beam_amplitudes
-
             modulation = three_beam_amplitudes(config.modulation, o)
         common = dict(pixel_size_um=data.pixel_size_um, z_step_um=data.z_step_um)
         if k0 is None:  # a first pass for k0, then kz0 from it for the phases and modulation
@@ -286,7 +285,7 @@ class SIM3D(AbstractImagingSystem):
             bandwidth=tuple(float(b) for b in bandwidth),
             parameters_json=json.dumps(info, indent=2),
             wiener=float(config.wiener),
-            held_data=_Held(data),
+            held=_Held(data, camera_psf),
         )
 
     # ------------------------------------------------------------------- interface
@@ -369,20 +368,10 @@ class SIM3D(AbstractImagingSystem):
         grid, in the units of the reconstruction."""
         info = self.parameters()
         parameters = SIMParameters.from_dict(info)
-        data, grid = self.held_data.value, self.grid
-        nz, ny, nx = grid.raw_shape
-        psf = widefield_psf(
-            (nz, ny, nx),
-            pixel_size_um=data.pixel_size_um,
-            z_step_um=data.z_step_um,
-            na=data.na,
-            n_immersion=data.n_immersion,
-            wavelength_um=data.wavelength_em_um,
-            integrate_pixel=True,
+        data, grid = self.held.data, self.grid
+        raw_otfs = band_otfs_from_psf(
+            self.held.psf, kz0=info["kz0_cycles_per_um"], z_step_um=data.z_step_um
         )
-        from .bands import band_otfs_from_psf
-
-        raw_otfs = band_otfs_from_psf(psf, kz0=info["kz0_cycles_per_um"], z_step_um=data.z_step_um)
         background = info["background_counts"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
